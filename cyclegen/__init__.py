@@ -1,0 +1,22 @@
+"""cyclegen: cycle-consistent generative models as recipes over one plugin engine."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from cyclegen.hookspecs import hookimpl
+from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, ReconstructionLoss
+
+try:
+    __version__ = version("cyclegen")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AdversarialLoss",
+    "Critic",
+    "Domain",
+    "Mapper",
+    "Metric",
+    "ReconstructionLoss",
+    "hookimpl",
+    "__version__",
+]

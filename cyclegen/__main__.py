@@ -1,0 +1,3 @@
+from cyclegen.cli import main
+
+main()

@@ -1,0 +1,224 @@
+"""The `cyclegen` command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
+
+import functools
+from collections.abc import Callable
+
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+from safetensors.torch import save_file
+
+from cyclegen.checkpoint import latest_checkpoint, load_weights
+from cyclegen.errors import CycleGenError
+from cyclegen.evaluate import evaluate, map_in_chunks, samplers
+from cyclegen.experiment import Experiment, open_recipe, open_run
+from cyclegen.graph import domain_generator
+from cyclegen.plugins import load_plugins
+from cyclegen.run import Run
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(command: F) -> F:
+    """Print a user error as one clear message (no traceback) and exit with status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CycleGenError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a recipe field, e.g. --set train.steps=500 (repeatable)."),
+]
+CheckpointOption = Annotated[
+    Optional[Path], typer.Option("--checkpoint", help="A checkpoint file instead of the run's latest.")
+]
+
+
+@app.command()
+@friendly
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")],
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<recipe name>).")] = None,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option(help="Require a checkpoint in the run directory to resume from.")] = False,
+) -> None:
+    """Train a recipe. Re-running into an existing run directory resumes it exactly."""
+    exp = open_recipe(recipe, set_ or [])
+    run_dir = out or Path("runs") / exp.recipe.name
+    training = Run(exp, run_dir, console)
+    training.prepare(require_checkpoint=resume)
+    result = training.train()
+    if result.interrupted:
+        console.print(
+            f"stopped at step {result.step}; checkpoint saved in {run_dir / 'checkpoints'}. "
+            f"Resume with: cyclegen run {recipe} --out {run_dir}",
+            highlight=False,
+        )
+        raise typer.Exit(130)
+    console.print(f"trained {result.step} steps into {run_dir}", highlight=False)
+    for path in result.samples:
+        console.print(f"  samples: {path}", highlight=False)
+    console.print(f"  metrics: {run_dir / 'metrics.jsonl'} (training), {run_dir / 'eval.json'} (evaluation)", highlight=False)
+    _print_metrics(result.metrics)
+
+
+@app.command()
+@friendly
+def validate(recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")], set_: SetOption = None) -> None:
+    """Check a recipe without training; print its graph and parameter counts."""
+    exp = open_recipe(recipe, set_ or [])
+    _print_graph(exp)
+    console.print(f"[green]recipe {recipe} is valid[/green]")
+
+
+@app.command()
+@friendly
+def plugins() -> None:
+    """List installed plugins, their versions and what each provides."""
+    loaded = load_plugins()
+    table = Table("plugin", "version", "kind", "name", "options")
+    for info in loaded.infos:
+        first = True
+        for kind, components in loaded.registry.components.items():
+            for name, component in sorted(components.items()):
+                if component.plugin != info.name:
+                    continue
+                options = ", ".join(component.options())
+                table.add_row(info.name if first else "", info.version if first else "", kind, name, options)
+                first = False
+        if first:
+            table.add_row(info.name, info.version, "", "(nothing registered)", "")
+    console.print(table)
+
+
+@app.command()
+@friendly
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    n: Annotated[int, typer.Option("-n", help="Number of samples.")] = 64,
+    out: Annotated[Path, typer.Option(help="PNG (through the domain's display), .npy or .safetensors.")] = Path("samples.png"),
+    mapper: Annotated[Optional[str], typer.Option(help="Generating mapper (when there are several).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the prior samples.")] = 0,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Draw samples from a trained run."""
+    exp = _trained(run_dir, checkpoint)
+    name = _pick_sampler(exp, mapper)
+    source, target = exp.graph.mapper_ends[name]
+    inputs = exp.graph.domains[source].batch(n, domain_generator(seed, source, "sample"), "test")
+    outputs = map_in_chunks(exp.graph.mappers[name], inputs, exp.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, outputs.numpy())
+    elif out.suffix == ".safetensors":
+        save_file({"samples": outputs.contiguous()}, str(out))
+    else:
+        exp.graph.domains[target].show(outputs, out)
+    console.print(f"wrote {n} samples of {name} ({source} -> {target}) to {out}", highlight=False)
+
+
+@app.command("eval")
+@friendly
+def eval_(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    samples: Annotated[Optional[int], typer.Option(help="Samples per metric (default: the recipe's eval.samples).")] = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Run the metrics that the recipe's domains offer on a trained run."""
+    exp = _trained(run_dir, checkpoint)
+    metrics = evaluate(
+        exp.graph,
+        exp.plugins.registry,
+        exp.recipe.eval.metrics,
+        samples or exp.recipe.eval.samples,
+        exp.recipe.seed,
+        exp.device,
+    )
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics)
+
+
+def _trained(run_dir: Path, checkpoint: Optional[Path]) -> Experiment:
+    exp = open_run(run_dir)
+    found = latest_checkpoint(run_dir / "checkpoints", checkpoint)
+    if found is None:
+        raise CycleGenError(f"{run_dir} has no readable checkpoint yet; train it with cyclegen run")
+    load_weights(exp.graph.networks, found)
+    exp.graph.to(exp.device)
+    return exp
+
+
+def _pick_sampler(exp: Experiment, mapper: Optional[str]) -> str:
+    if mapper is not None:
+        if mapper not in exp.graph.mappers:
+            raise CycleGenError(f"--mapper {mapper!r}: the run has mappers {', '.join(exp.graph.mappers)}")
+        return mapper
+    options = samplers(exp.graph)
+    if len(options) != 1:
+        raise CycleGenError(
+            f"choose the generating mapper with --mapper (candidates: {', '.join(options or exp.graph.mappers)})"
+        )
+    return options[0]
+
+
+def _print_graph(exp: Experiment) -> None:
+    graph, recipe = exp.graph, exp.recipe
+    table = Table("", "name", "type", "maps / judges", "shape / params", title=f"recipe {recipe.name!r}")
+    for name, domain in graph.domains.items():
+        table.add_row("domain", name, recipe.domains[name].type, domain.kind, str(domain.shape))
+    for name, mapper in graph.mappers.items():
+        source, target = graph.mapper_ends[name]
+        table.add_row("mapper", name, recipe.mappers[name].type, f"{source} -> {target}", f"{_count(mapper):,}")
+    for name, critic in graph.critics.items():
+        table.add_row("critic", name, recipe.critics[name].type, graph.critic_domains[name], f"{_count(critic):,}")
+    console.print(table)
+    terms = Table("term", "weight", title=f"terms (adversarial loss: {recipe.adversarial.loss})")
+    for term in graph.terms:
+        terms.add_row(term.label, f"{term.weight:g}")
+    console.print(terms)
+    s = recipe.schedule
+    console.print(
+        f"schedule: {s.critic_steps or graph.adversarial.preferred_critic_steps} critic round(s) "
+        f"({s.critic_batches} batches, fakes in {s.fakes} mode), {s.mapper_steps} mapper update(s) per step; "
+        f"{recipe.train.steps} steps at batch {recipe.train.batch_size}",
+        highlight=False,
+    )
+
+
+def _count(module: object) -> int:
+    return sum(p.numel() for p in module.parameters())  # type: ignore[attr-defined]
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    table = Table("evaluated", "metric", "value")
+    for section, values in metrics.items():
+        for i, (key, value) in enumerate(values.items()):
+            table.add_row(section if i == 0 else "", key, f"{value:.4g}")
+    console.print(table)
+
+
+def main() -> None:
+    app()

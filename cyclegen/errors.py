@@ -1,0 +1,41 @@
+"""Errors a user can act on: each message names the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CycleGenError(Exception):
+    """Base for errors that the CLI prints without a traceback."""
+
+
+class RecipeError(CycleGenError):
+    """A recipe that cannot be trained: unknown names, bad paths, bad options."""
+
+
+class PluginError(CycleGenError):
+    """A plugin that failed to load or registered something inconsistent."""
+
+
+class CheckpointError(CycleGenError):
+    """A checkpoint that cannot be read or does not match the recipe."""
+
+
+class NonFiniteLossError(CycleGenError):
+    """Training produced NaN or infinity."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The most similar choice to `name`, if any is similar enough to suggest."""
+    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def unknown_name_message(what: str, name: str, choices: Iterable[str]) -> str:
+    """'unknown X 'name'; did you mean 'y'? available: a, b, c'."""
+    choices = sorted(choices)
+    guess = closest(name, choices)
+    hint = f"; did you mean {guess!r}?" if guess else ""
+    available = ", ".join(choices) if choices else "(none)"
+    return f"unknown {what} {name!r}{hint} Available: {available}"

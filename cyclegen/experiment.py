@@ -1,0 +1,74 @@
+"""From a recipe file (or a run directory) to a built, checked graph on a device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cyclegen.errors import CycleGenError, RecipeError
+from cyclegen.graph import Graph, build_graph
+from cyclegen.plugins import Plugins, load_plugins
+from cyclegen.recipe import Recipe, load_recipe, parse_recipe
+from cyclegen.toml_writer import dumps
+
+RUN_RECIPE = "recipe.toml"
+
+
+@dataclass
+class Experiment:
+    recipe: Recipe
+    data: dict[str, Any]
+    plugins: Plugins
+    graph: Graph
+    device: torch.device
+
+    def resolved_toml(self) -> str:
+        return dumps(self.data)
+
+
+def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
+    """Load plugins (including the recipe's local ones), validate and build the recipe."""
+    path = Path(path)
+    _, raw = load_recipe(path, overrides)
+    base = path.resolve().parent
+    local = [_absolute(spec, base) for spec in raw.get("plugins", [])]
+    raw["plugins"] = local
+    return _build(raw, str(path))
+
+
+def open_run(run_dir: Path) -> Experiment:
+    """Rebuild the experiment a run directory was trained from."""
+    recipe_path = Path(run_dir) / RUN_RECIPE
+    if not recipe_path.is_file():
+        raise CycleGenError(f"{run_dir} is not a run directory: it has no {RUN_RECIPE}")
+    _, raw = load_recipe(recipe_path)
+    return _build(raw, str(recipe_path))
+
+
+def _build(raw: dict[str, Any], source: str) -> Experiment:
+    plugin_specs = raw.get("plugins", [])
+    plugins = load_plugins(plugin_specs if isinstance(plugin_specs, list) else [])
+    recipe, data = parse_recipe(raw, source)
+    graph = build_graph(recipe, plugins.registry)
+    return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
+
+
+def _absolute(spec: str, base: Path) -> str:
+    return str((base / spec).resolve()) if spec.endswith(".py") else spec
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("train.device: 'cuda' was asked for but no CUDA device is available; use \"auto\" or \"cpu\"")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise RecipeError("train.device: 'mps' was asked for but MPS is not available; use \"auto\" or \"cpu\"")
+    return torch.device(name)

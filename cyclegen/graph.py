@@ -1,0 +1,259 @@
+"""The model graph: domains joined by mappers, watched by critics, trained by terms.
+
+Building the graph resolves every name through the registry and checks the recipe before
+any training: paths type-check against mapper domains, shapes agree, every network is
+trained by some term.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cyclegen.errors import RecipeError, unknown_name_message
+from cyclegen.interfaces import AdversarialLoss, Domain, ReconstructionLoss
+from cyclegen.recipe import Recipe, TermSpec
+from cyclegen.registry import Registry
+
+ARROW = "->"
+
+
+@dataclass(frozen=True)
+class Path:
+    """A start domain followed by the mappers applied in order: `x -> E -> G`."""
+
+    start: str
+    mappers: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f" {ARROW} ".join((self.start, *self.mappers))
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> "Path":
+        nodes = [node.strip() for node in text.split(ARROW)]
+        if len(nodes) < 2 or not all(nodes):
+            raise RecipeError(
+                f"{where}: path {text!r} must be a domain followed by one or more mappers, "
+                f"for example \"x {ARROW} E {ARROW} G\""
+            )
+        return cls(nodes[0], tuple(nodes[1:]))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One loss on one path. `critic` is set for adversarial terms, `loss` for reconstruction."""
+
+    label: str
+    path: Path
+    weight: float
+    critic: str | None = None
+    loss: ReconstructionLoss | None = None
+
+
+class Graph:
+    """Built components and the terms that train them."""
+
+    def __init__(
+        self,
+        domains: dict[str, Domain],
+        mappers: dict[str, nn.Module],
+        mapper_ends: dict[str, tuple[str, str]],
+        critics: dict[str, nn.Module],
+        critic_domains: dict[str, str],
+        adversarial: AdversarialLoss,
+        terms: list[Term],
+    ) -> None:
+        self.domains = domains
+        self.mappers = nn.ModuleDict(mappers)
+        self.mapper_ends = mapper_ends
+        self.critics = nn.ModuleDict(critics)
+        self.critic_domains = critic_domains
+        self.adversarial = adversarial
+        self.terms = terms
+
+    @property
+    def networks(self) -> dict[str, nn.Module]:
+        return {**self.mappers, **self.critics}
+
+    def end_domain(self, path: Path) -> str:
+        return self.mapper_ends[path.mappers[-1]][1]
+
+    def adversarial_terms(self, critic: str) -> list[Term]:
+        return [term for term in self.terms if term.critic == critic]
+
+    def evaluate(self, paths: Iterable[Path], inputs: dict[str, Tensor]) -> dict[Path, Tensor]:
+        """Run each path on `inputs[path.start]`, computing each shared prefix only once."""
+        cache: dict[tuple[str, ...], Tensor] = {}
+        results: dict[Path, Tensor] = {}
+        for path in paths:
+            value = inputs[path.start]
+            key: tuple[str, ...] = (path.start,)
+            for mapper in path.mappers:
+                key = (*key, mapper)
+                cached = cache.get(key)
+                if cached is None:
+                    cached = cache[key] = self.mappers[mapper](value)
+                value = cached
+            results[path] = value
+        return results
+
+    def to(self, device: torch.device) -> "Graph":
+        self.mappers.to(device)
+        self.critics.to(device)
+        return self
+
+
+def domain_generator(seed: int, name: str, purpose: str = "train") -> torch.Generator:
+    """A CPU generator for one domain whose stream depends only on seed, name and purpose."""
+    generator = torch.Generator()
+    generator.manual_seed(seed * 1_000_003 + zlib.crc32(f"{purpose}/{name}".encode()))
+    return generator
+
+
+def build_graph(recipe: Recipe, registry: Registry) -> Graph:
+    """Build and check every component of `recipe`; networks are initialised from its seed."""
+    domains = {
+        name: registry.build("domain", spec.type, f"domains.{name}", spec.options, name=name)
+        for name, spec in recipe.domains.items()
+    }
+    torch.manual_seed(recipe.seed)
+    mappers: dict[str, nn.Module] = {}
+    mapper_ends: dict[str, tuple[str, str]] = {}
+    for name, spec in recipe.mappers.items():
+        where = f"mappers.{name}"
+        source = _domain(domains, spec.source, f"{where}.from")
+        target = _domain(domains, spec.target, f"{where}.to")
+        mappers[name] = _module(
+            registry.build("mapper", spec.type, where, spec.options, source=source, target=target),
+            where,
+        )
+        mapper_ends[name] = (spec.source, spec.target)
+    critics: dict[str, nn.Module] = {}
+    for name, spec in recipe.critics.items():
+        where = f"critics.{name}"
+        domain = _domain(domains, spec.domain, f"{where}.domain")
+        critics[name] = _module(
+            registry.build("critic", spec.type, where, spec.options, domain=domain), where
+        )
+    clash = set(mappers) & set(critics) | (set(mappers) | set(critics)) & set(domains)
+    if clash:
+        raise RecipeError(f"names must be unique across domains, mappers and critics: {sorted(clash)}")
+    adversarial = registry.build(
+        "adversarial_loss", recipe.adversarial.loss, "adversarial.loss", recipe.adversarial.options
+    )
+    graph = Graph(
+        domains,
+        mappers,
+        mapper_ends,
+        critics,
+        {name: spec.domain for name, spec in recipe.critics.items()},
+        adversarial,
+        [_term(spec, i, registry, domains, mapper_ends, recipe) for i, spec in enumerate(recipe.terms)],
+    )
+    _check_everything_trained(graph)
+    _check_shapes(graph, recipe.seed)
+    return graph
+
+
+def _domain(domains: dict[str, Domain], name: str, where: str) -> Domain:
+    if name not in domains:
+        raise RecipeError(f"{where}: {unknown_name_message('domain', name, domains)}")
+    return domains[name]
+
+
+def _module(built: object, where: str) -> nn.Module:
+    if not isinstance(built, nn.Module):
+        raise RecipeError(f"{where}: the plugin built a {type(built).__name__}, not a torch.nn.Module")
+    return built
+
+
+def _term(
+    spec: TermSpec,
+    index: int,
+    registry: Registry,
+    domains: dict[str, Domain],
+    mapper_ends: dict[str, tuple[str, str]],
+    recipe: Recipe,
+) -> Term:
+    where = f"terms[{index}]"
+    path = Path.parse(spec.path, f"{where}.path")
+    _domain(domains, path.start, f"{where}.path")
+    current = path.start
+    for mapper in path.mappers:
+        if mapper not in mapper_ends:
+            raise RecipeError(f"{where}.path {spec.path!r}: {unknown_name_message('mapper', mapper, mapper_ends)}")
+        source, target = mapper_ends[mapper]
+        if source != current:
+            raise RecipeError(
+                f"{where}.path {spec.path!r}: mapper {mapper!r} maps {source} -> {target}, but "
+                f"the path reaches it in domain {current!r}; start the path in {source!r} or "
+                f"use a mapper from {current!r}"
+            )
+        current = target
+    if spec.kind == "adversarial":
+        assert spec.critic is not None
+        if spec.critic not in recipe.critics:
+            raise RecipeError(f"{where}.critic: {unknown_name_message('critic', spec.critic, recipe.critics)}")
+        judged = recipe.critics[spec.critic].domain
+        if current != judged:
+            raise RecipeError(
+                f"{where}: critic {spec.critic!r} judges domain {judged!r}, but path "
+                f"{spec.path!r} ends in {current!r}"
+            )
+        return Term(f"adv {spec.critic}({path})", path, spec.weight, critic=spec.critic)
+    if current != path.start:
+        raise RecipeError(
+            f"{where}: reconstruction path {spec.path!r} must return to its start domain "
+            f"{path.start!r} but ends in {current!r}"
+        )
+    assert spec.loss is not None
+    loss = registry.build("reconstruction_loss", spec.loss, f"{where}.loss", {})
+    return Term(f"rec {spec.loss}({path})", path, spec.weight, loss=loss)
+
+
+def _check_everything_trained(graph: Graph) -> None:
+    used_mappers = {mapper for term in graph.terms for mapper in term.path.mappers}
+    judging = {term.critic for term in graph.terms if term.critic}
+    problems = [
+        f"mapper {name!r} is trained by no term: add a term whose path goes through it, or remove it"
+        for name in graph.mappers
+        if name not in used_mappers
+    ] + [
+        f"critic {name!r} judges no term: add an adversarial term with critic = {name!r}, or remove it"
+        for name in graph.critics
+        if name not in judging
+    ]
+    if problems:
+        raise RecipeError("\n".join(problems))
+
+
+def _check_shapes(graph: Graph, seed: int) -> None:
+    """Push two samples through every mapper and critic to check the shapes they produce."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        for name, mapper in graph.mappers.items():
+            source, target = graph.mapper_ends[name]
+            sample = graph.domains[source].batch(2, domain_generator(seed, source, "check"))
+            was_training = mapper.training
+            out = mapper.eval()(sample)
+            mapper.train(was_training)
+            expected = (2, *graph.domains[target].shape)
+            if tuple(out.shape) != expected:
+                raise RecipeError(
+                    f"mappers.{name}: produces shape {tuple(out.shape)[1:]} but domain "
+                    f"{target!r} holds samples of shape {expected[1:]}"
+                )
+        for name, critic in graph.critics.items():
+            domain = graph.critic_domains[name]
+            sample = graph.domains[domain].batch(2, domain_generator(seed, domain, "check"))
+            was_training = critic.training
+            scores = critic.eval()(sample)
+            critic.train(was_training)
+            if scores.ndim == 0 or scores.shape[0] != 2:
+                raise RecipeError(
+                    f"critics.{name}: must return one score (or score map) per sample, "
+                    f"got shape {tuple(scores.shape)} for a batch of 2"
+                )

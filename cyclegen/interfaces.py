@@ -1,0 +1,117 @@
+"""The contracts every plugin implements.
+
+The engine only ever talks to these types, so it stays free of images, Gaussians,
+convolutions or particular losses. Components are built by factories registered in the
+plugin registry; a factory's keyword arguments are the options a recipe may set.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+DomainKind = Literal["data", "prior"]
+
+
+class Domain(ABC):
+    """A named space of samples with a fixed per-sample `shape`.
+
+    Data domains draw from a dataset (with train/test splits); prior domains sample a
+    distribution. The engine hands every call its own CPU generator so that runs are
+    reproducible and resumable regardless of device.
+    """
+
+    kind: ClassVar[DomainKind] = "data"
+
+    def __init__(self, name: str, shape: tuple[int, ...]) -> None:
+        self.name = name
+        self.shape = tuple(shape)
+
+    @abstractmethod
+    def batch(self, n: int, generator: torch.Generator, split: str = "train") -> Tensor:
+        """Return `n` samples of shape `(n, *self.shape)` on the CPU."""
+
+    def show(self, samples: Tensor, path: Path) -> Path:
+        """Write a picture of `samples` to `path` (a PNG) and return the path written."""
+        raise NotImplementedError(f"domain {self.name!r} cannot display samples")
+
+    def metrics(self) -> list["Metric"]:
+        """Metrics this domain offers for samples produced into it."""
+        return []
+
+    def validate(self, samples: Tensor) -> None:
+        """Raise ValueError when `samples` is not a batch of this domain."""
+        if tuple(samples.shape[1:]) != self.shape:
+            raise ValueError(
+                f"domain {self.name!r} expects samples of shape (N, {', '.join(map(str, self.shape))}),"
+                f" got {tuple(samples.shape)}"
+            )
+
+
+class Mapper(nn.Module):
+    """A network from one domain to another. Factories receive `source` and `target`."""
+
+    def __init__(self, source: Domain, target: Domain) -> None:
+        super().__init__()
+        self.source_shape = source.shape
+        self.target_shape = target.shape
+
+
+class Critic(nn.Module):
+    """A network that scores samples of one domain: `(N, *shape) -> (N, ...)` scores."""
+
+    def __init__(self, domain: Domain) -> None:
+        super().__init__()
+        self.domain_shape = domain.shape
+
+
+class AdversarialLoss(ABC):
+    """How a critic is trained and how it trains the mappers.
+
+    The critic loss is split into a real and a fake part so that the engine can show a
+    critic real and fake samples together or in separate single-class batches.
+    Losses return tensors; the engine owns backward passes and optimiser steps.
+    """
+
+    #: Critic updates per mapper update this loss wants when the recipe does not say.
+    preferred_critic_steps: ClassVar[int] = 1
+
+    @abstractmethod
+    def critic_real(self, scores: Tensor) -> Tensor:
+        """The critic's loss on scores of real samples."""
+
+    @abstractmethod
+    def critic_fake(self, scores: Tensor) -> Tensor:
+        """The critic's loss on scores of generated samples."""
+
+    @abstractmethod
+    def mapper(self, scores: Tensor) -> Tensor:
+        """The mappers' loss on the critic's scores of their outputs."""
+
+    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
+        """An extra critic loss that needs the critic and samples (gradient penalty, R1)."""
+        return None
+
+    def after_critic_step(self, critic: nn.Module) -> None:
+        """Called after each critic update (e.g. weight clipping)."""
+
+
+class ReconstructionLoss(ABC):
+    """A distance between a batch and its reconstruction, as a scalar."""
+
+    @abstractmethod
+    def __call__(self, target: Tensor, reconstruction: Tensor) -> Tensor: ...
+
+
+class Metric(ABC):
+    """Scores samples that a mapper produced into a domain, against that domain's data."""
+
+    name: ClassVar[str] = "metric"
+
+    @abstractmethod
+    def evaluate(self, samples: Tensor, domain: Domain, generator: torch.Generator) -> dict[str, float]:
+        """Return named numbers for `samples` (N, *domain.shape), on the CPU."""

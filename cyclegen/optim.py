@@ -1,0 +1,79 @@
+"""Optimiser groups: which networks share an optimiser, and how their gradients are clipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cyclegen.errors import RecipeError, unknown_name_message
+from cyclegen.graph import Graph
+from cyclegen.recipe import ClipSpec, OptimSpec
+
+
+@dataclass
+class OptimGroup:
+    name: str
+    networks: list[str]
+    params: list[nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    clip: ClipSpec
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self) -> None:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if grads and self.clip.per_tensor is not None:
+            clip_per_tensor(grads, self.clip.per_tensor)
+        if grads and self.clip.global_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip.global_norm)
+        self.optimizer.step()
+
+
+def clip_per_tensor(grads: list[torch.Tensor], max_norm: float) -> None:
+    """Scale each gradient tensor to L2 norm at most `max_norm` (Keras `clipnorm`)."""
+    norms = torch._foreach_norm(grads)
+    scales = [torch.clamp(max_norm / torch.clamp(norm, min=1e-12), max=1.0) for norm in norms]
+    torch._foreach_mul_(grads, scales)
+
+
+def default_optim(graph: Graph) -> dict[str, OptimSpec]:
+    """Without an [optim] section: one Adam for all mappers, one per critic."""
+    groups = {"mappers": OptimSpec(networks=list(graph.mappers))} if len(graph.mappers) else {}
+    groups.update({f"critic_{name}": OptimSpec(networks=[name]) for name in graph.critics})
+    return groups
+
+
+def build_optim_groups(graph: Graph, specs: dict[str, OptimSpec]) -> tuple[list[OptimGroup], list[OptimGroup]]:
+    """Return (mapper groups, critic groups), checking each network is in exactly one group."""
+    specs = specs or default_optim(graph)
+    owner: dict[str, str] = {}
+    mapper_groups: list[OptimGroup] = []
+    critic_groups: list[OptimGroup] = []
+    for group_name, spec in specs.items():
+        where = f"optim.{group_name}.networks"
+        if not spec.networks:
+            raise RecipeError(f"{where}: list at least one network")
+        for net in spec.networks:
+            if net not in graph.networks:
+                raise RecipeError(f"{where}: {unknown_name_message('network', net, graph.networks)}")
+            if net in owner:
+                raise RecipeError(f"{where}: network {net!r} is already in optim.{owner[net]}; a network belongs to one group")
+            owner[net] = group_name
+        kinds = {"mapper" if net in graph.mappers else "critic" for net in spec.networks}
+        if len(kinds) > 1:
+            raise RecipeError(f"{where}: a group holds only mappers or only critics, not both; split it in two")
+        params = [p for net in spec.networks for p in graph.networks[net].parameters()]
+        options = dict(lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
+        optimizer_cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
+        group = OptimGroup(group_name, list(spec.networks), params, optimizer_cls(params, **options), spec.clip)
+        (mapper_groups if "mapper" in kinds else critic_groups).append(group)
+    missing = [net for net in graph.networks if net not in owner]
+    if missing:
+        raise RecipeError(
+            f"network(s) {', '.join(map(repr, missing))} are in no optimiser group: add them to "
+            f"an [optim.<group>] networks list"
+        )
+    return mapper_groups, critic_groups

@@ -1,0 +1,109 @@
+"""Loading plugins: installed entry points, local files or modules named by a recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pluggy
+
+from cyclegen import hookspecs
+from cyclegen.errors import PluginError
+from cyclegen.registry import Registrar, Registry
+
+#: Comma-separated plugin names that are not loaded (like pytest's `-p no:name`).
+BLOCK_ENV = "CYCLEGEN_BLOCK_PLUGINS"
+ENTRY_POINT_GROUP = "cyclegen"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    version: str
+    source: str
+
+
+@dataclass
+class Plugins:
+    """The loaded plugin manager and the registry its plugins filled."""
+
+    manager: pluggy.PluginManager
+    registry: Registry
+    infos: list[PluginInfo]
+
+    def versions(self) -> dict[str, str]:
+        return {info.name: info.version for info in self.infos}
+
+
+def blocked_names() -> list[str]:
+    return [name.strip() for name in os.environ.get(BLOCK_ENV, "").split(",") if name.strip()]
+
+
+def load_plugins(local: Iterable[str] = ()) -> Plugins:
+    """Load every installed plugin plus `local` files or modules, and fill a registry.
+
+    `local` entries ending in `.py` are files; other entries are importable module names.
+    """
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for name in blocked_names():
+        manager.set_blocked(name)
+    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    infos = {
+        manager.get_name(plugin): PluginInfo(manager.get_name(plugin), dist.version, dist.project_name)
+        for plugin, dist in manager.list_plugin_distinfo()
+    }
+    for spec in local:
+        module, name, source = _import_local(spec)
+        if manager.is_blocked(name) or manager.has_plugin(name):
+            continue
+        manager.register(module, name=name)
+        infos[name] = PluginInfo(name, getattr(module, "__version__", "local"), source)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}; the only hook is cyclegen_register(registry)") from None
+    registry = Registry()
+    for impl in manager.hook.cyclegen_register.get_hookimpls():
+        info = infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "unknown", "registered"))
+        impl.function(registry=Registrar(registry, info.name, info.version))
+    return Plugins(manager, registry, sorted(infos.values(), key=lambda i: i.name))
+
+
+def _import_local(spec: str) -> tuple[ModuleType, str, str]:
+    if spec.endswith(".py"):
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise PluginError(
+                f"plugin file {spec!r} not found (looked at {path}); paths in a recipe's "
+                "`plugins` are relative to the recipe's folder"
+            )
+        digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
+        module_name = f"cyclegen_local_{path.stem}_{digest}"
+        module = sys.modules.get(module_name)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            assert loader_spec is not None and loader_spec.loader is not None
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            try:
+                loader_spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[module_name]
+                raise PluginError(f"plugin file {path} failed to import: {exc!r}") from exc
+        return module, f"local:{path.stem}", str(path)
+    try:
+        module = importlib.import_module(spec)
+    except ImportError as exc:
+        raise PluginError(
+            f"plugin module {spec!r} cannot be imported ({exc}); name a .py file or an "
+            "importable module in the recipe's `plugins`"
+        ) from exc
+    return module, spec, spec

@@ -1,0 +1,236 @@
+"""A training run: the run directory, the step loop, samples, checkpoints, logs and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from cyclegen import __version__
+from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
+from cyclegen.errors import CycleGenError, NonFiniteLossError
+from cyclegen.evaluate import evaluate, map_in_chunks, samplers
+from cyclegen.experiment import RUN_RECIPE, Experiment
+from cyclegen.graph import domain_generator
+from cyclegen.progress import Reporter
+from cyclegen.recipe import parse_recipe
+from cyclegen.trainer import Trainer
+
+#: Recipe sections that define what is trained; a run directory cannot switch them.
+MODEL_SECTIONS = ("seed", "domains", "mappers", "critics", "adversarial", "terms", "optim", "schedule")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    interrupted: bool
+    samples: list[Path] = field(default_factory=list)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class Run:
+    """Trains an experiment into `run_dir`, resuming from its latest checkpoint if any."""
+
+    def __init__(self, experiment: Experiment, run_dir: Path, console: Console | None = None) -> None:
+        self.exp = experiment
+        self.recipe = experiment.recipe
+        self.dir = Path(run_dir)
+        self.console = console or Console()
+        self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device)
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.stop_requested = False
+        self.saved_step: int | None = None
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.dir / "checkpoints"
+
+    def prepare(self, require_checkpoint: bool = False) -> None:
+        """Create the run directory, or check it holds this recipe and resume from it."""
+        previous = self.dir / RUN_RECIPE
+        if previous.is_file():
+            self._check_same_model(previous)
+        checkpoint = latest_checkpoint(self.checkpoint_dir)
+        if checkpoint is None and require_checkpoint:
+            raise CycleGenError(f"--resume: no readable checkpoint in {self.checkpoint_dir}")
+        if checkpoint is not None:
+            restore(self.trainer, checkpoint)
+            self.saved_step = checkpoint.step
+            self._drop_log_after(checkpoint.step)
+            self.console.print(f"resuming from {checkpoint.path} (step {checkpoint.step})", highlight=False)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "samples").mkdir(exist_ok=True)
+        (self.dir / RUN_RECIPE).write_text(self.exp.resolved_toml())
+
+    def _drop_log_after(self, step: int) -> None:
+        """Forget log lines of steps that the resumed run will train again."""
+        log = self.dir / "metrics.jsonl"
+        if log.is_file():
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            log.write_text("".join(line + "\n" for line in kept))
+
+    def _check_same_model(self, previous: Path) -> None:
+        import tomllib
+
+        try:
+            old, _ = parse_recipe(tomllib.loads(previous.read_text()), str(previous))
+        except Exception as exc:  # noqa: BLE001 - any unreadable old recipe is reported
+            raise CycleGenError(f"{previous} cannot be read ({exc}); use --out for a new run directory") from None
+        differ = [
+            key for key in MODEL_SECTIONS
+            if old.model_dump(include={key}) != self.recipe.model_dump(include={key})
+        ]
+        if differ:
+            raise CycleGenError(
+                f"{self.dir} holds a run of a different recipe (it differs in: {', '.join(differ)}). "
+                "Resuming would mix two experiments: pass --out with a new directory."
+            )
+
+    def train(self) -> RunResult:
+        """Train up to `train.steps`; Ctrl-C saves a checkpoint and returns cleanly."""
+        train = self.recipe.train
+        trainer = self.trainer
+        if train.threads:
+            torch.set_num_threads(train.threads)
+        fixed = self._fixed_inputs()
+        if trainer.step_count == 0 and train.sample_every:
+            self.write_samples(fixed)
+        reporter = Reporter(train.steps, trainer.step_count, self.console)
+        self.window_start = time.perf_counter()
+        self.window_step = trainer.step_count
+        try:
+            with self._graceful_interrupt():
+                while trainer.step_count < train.steps and not self.stop_requested:
+                    losses = trainer.step()
+                    step = trainer.step_count
+                    self.pending.append((step, losses))
+                    shown = None
+                    if step % train.log_every == 0 or step == train.steps:
+                        shown = self.flush_log()
+                    if train.checkpoint_every and step % train.checkpoint_every == 0:
+                        self.checkpoint()
+                    if train.sample_every and step % train.sample_every == 0:
+                        self.write_samples(fixed)
+                    reporter.update(step, shown)
+        finally:
+            reporter.close()
+        self.flush_log()
+        self.checkpoint()
+        if self.stop_requested:
+            return RunResult(self.dir, trainer.step_count, True)
+        samples = self.write_samples(fixed)
+        metrics = self.evaluate()
+        return RunResult(self.dir, trainer.step_count, False, samples, metrics)
+
+    # -- logging and non-finite detection -------------------------------------------------
+
+    def flush_log(self) -> dict[str, float] | None:
+        """Append the mean losses since the last log line; stop on any non-finite loss.
+
+        Losses stay on the device between log steps so a step never waits on a sync.
+        """
+        if not self.pending:
+            return None
+        steps = [step for step, _ in self.pending]
+        stacked = torch.stack([losses for _, losses in self.pending]).cpu()
+        self.pending.clear()
+        bad = ~torch.isfinite(stacked)
+        if bad.any():
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise NonFiniteLossError(
+                f"non-finite loss ({stacked[row, col].item()}) in term {self.trainer.loss_names[col]!r} "
+                f"at step {steps[row]}. The last good checkpoint in {self.checkpoint_dir} is kept; "
+                "lower the learning rates, add gradient clipping or check the data."
+            )
+        means = stacked.mean(0).tolist()
+        now = time.perf_counter()
+        rate = (steps[-1] - self.window_step) / (now - self.window_start)
+        self.window_start, self.window_step = now, steps[-1]
+        losses = dict(zip(self.trainer.loss_names, means))
+        record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses}
+        with open(self.dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        return losses
+
+    def checkpoint(self) -> None:
+        self.flush_log()  # never save weights that a non-finite loss has already spoiled
+        if self.saved_step == self.trainer.step_count:
+            return
+        meta: dict[str, Any] = {
+            "cyclegen_version": __version__,
+            "plugins": self.exp.plugins.versions(),
+            "recipe": self.exp.data,
+        }
+        save_checkpoint(self.checkpoint_dir, self.trainer, meta, self.recipe.train.keep_checkpoints)
+        self.saved_step = self.trainer.step_count
+
+    # -- samples --------------------------------------------------------------------------
+
+    def _fixed_inputs(self) -> dict[str, torch.Tensor]:
+        graph = self.exp.graph
+        fixed = {}
+        for name in samplers(graph):
+            source = graph.mapper_ends[name][0]
+            generator = domain_generator(self.recipe.seed, source, "fixed")
+            fixed[name] = graph.domains[source].batch(self.recipe.train.sample_count, generator, "test")
+        return fixed
+
+    def write_samples(self, fixed: dict[str, torch.Tensor]) -> list[Path]:
+        """Show each generating mapper's outputs at fixed inputs, through its target domain."""
+        graph = self.exp.graph
+        written = []
+        for name, inputs in fixed.items():
+            target = graph.domains[graph.mapper_ends[name][1]]
+            outputs = map_in_chunks(graph.mappers[name], inputs, self.exp.device)
+            path = self.dir / "samples" / f"{name}-step{self.trainer.step_count:09d}.png"
+            written.append(target.show(outputs, path))
+        return written
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        metrics = evaluate(
+            self.exp.graph,
+            self.exp.plugins.registry,
+            self.recipe.eval.metrics,
+            self.recipe.eval.samples,
+            self.recipe.seed,
+            self.exp.device,
+        )
+        (self.dir / "eval.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n")
+        return metrics
+
+    @contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """First Ctrl-C: finish the current step, checkpoint, stop. Second: abort."""
+
+        def handler(signum: int, frame: object) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.console.print("\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave the default behaviour
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _jsonable(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    return {
+        section: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
+        for section, values in metrics.items()
+    }
