@@ -82,8 +82,8 @@ def _import_local(spec: str) -> tuple[ModuleType, str, str]:
         path = Path(spec).resolve()
         if not path.is_file():
             raise PluginError(
-                f"plugin file {spec!r} not found (looked at {path}); paths in a recipe's "
-                "`plugins` are relative to the recipe's folder"
+                f"plugin file {str(path)!r} not found; paths in a recipe's `plugins` are "
+                "relative to the recipe's folder"
             )
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
         module_name = f"cyclegen_local_{path.stem}_{digest}"

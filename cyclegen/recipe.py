@@ -163,8 +163,10 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         last = parts[-1]
         if isinstance(node, list):
             node[_index(node, last, key, item)] = value
-        else:
+        elif isinstance(node, dict):
             node[last] = value
+        else:
+            raise RecipeError(f"--set {item!r}: {'.'.join(parts[:-1])} is a value, not a table")
     return data
 
 

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny recipes that train in a fraction of a second per step."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cyclegen.toml_writer import dumps
+
+SMALL_NET = {"type": "mlp", "hidden": 16, "depth": 1}
+
+AEGAN_TERMS = [
+    {"critic": "Dx", "path": "z -> G"},
+    {"critic": "Dx", "path": "x -> E -> G"},
+    {"critic": "Dz", "path": "x -> E"},
+    {"critic": "Dz", "path": "z -> G -> E"},
+    {"path": "x -> E -> G", "loss": "l1", "weight": 10.0},
+    {"path": "z -> G -> E", "loss": "l2", "weight": 5.0},
+]
+
+
+def aegan_data(**train: Any) -> dict[str, Any]:
+    """A tiny AEGAN on the 2-D grid, as recipe data."""
+    return {
+        "name": "tiny-aegan",
+        "seed": 3,
+        "train": {
+            "steps": 20,
+            "batch_size": 32,
+            "device": "cpu",
+            "log_every": 5,
+            "sample_every": 10,
+            "checkpoint_every": 10,
+            "sample_count": 50,
+            **train,
+        },
+        "domains": {"x": {"type": "grid"}, "z": {"type": "gaussian", "dim": 3}},
+        "mappers": {
+            "G": {**SMALL_NET, "from": "z", "to": "x"},
+            "E": {**SMALL_NET, "from": "x", "to": "z"},
+        },
+        "critics": {"Dx": {**SMALL_NET, "domain": "x"}, "Dz": {**SMALL_NET, "domain": "z"}},
+        "adversarial": {"loss": "bce", "label_smoothing": 0.05},
+        "terms": copy.deepcopy(AEGAN_TERMS),
+        "optim": {
+            "mappers": {"networks": ["G", "E"], "lr": 1e-3, "clip": {"per_tensor": 1.0}},
+            "image_critic": {"networks": ["Dx"], "lr": 1e-3},
+            "latent_critic": {"networks": ["Dz"], "lr": 1e-3},
+        },
+        "eval": {"samples": 200},
+    }
+
+
+def write_recipe(directory: Path, data: dict[str, Any], name: str = "recipe.toml") -> Path:
+    path = directory / name
+    path.write_text(dumps(data))
+    return path
+
+
+@pytest.fixture
+def aegan_recipe(tmp_path: Path) -> Path:
+    return write_recipe(tmp_path, aegan_data())

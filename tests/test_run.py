@@ -1,0 +1,157 @@
+"""Runs: exact resume, atomic checkpoints, non-finite losses, the run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from cyclegen.checkpoint import checkpoint_files, latest_checkpoint, read_checkpoint
+from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError
+from cyclegen.experiment import open_recipe
+from cyclegen.run import Run
+from tests.conftest import aegan_data, write_recipe
+
+QUIET = Console(quiet=True)
+
+
+def train(recipe: Path, run_dir: Path, overrides: list[str] = ()) -> Run:
+    run = Run(open_recipe(recipe, list(overrides)), run_dir, QUIET)
+    run.prepare()
+    run.train()
+    return run
+
+
+def all_weights(run: Run) -> dict[str, torch.Tensor]:
+    return {
+        f"{name}.{key}": value.clone()
+        for name, net in run.trainer.graph.networks.items()
+        for key, value in net.state_dict().items()
+    }
+
+
+@pytest.mark.parametrize("schedule", ["joint", "single-class"])
+def test_resume_is_bit_exact(tmp_path: Path, schedule: str) -> None:
+    data = aegan_data(steps=16, checkpoint_every=0, sample_every=0)
+    data["schedule"] = {"critic_batches": schedule, "mapper_steps": 2}
+    recipe = write_recipe(tmp_path, data)
+    straight = train(recipe, tmp_path / "straight")
+    train(recipe, tmp_path / "halves", ["train.steps=8"])
+    resumed = train(recipe, tmp_path / "halves")
+    assert resumed.trainer.step_count == 16
+    a, b = all_weights(straight), all_weights(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    for sa, sb in zip(straight.trainer.groups, resumed.trainer.groups):
+        for pa, pb in zip(sa.params, sb.params):
+            state_a, state_b = sa.optimizer.state[pa], sb.optimizer.state[pb]
+            assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_run_directory_contents(tmp_path: Path, aegan_recipe: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(aegan_recipe, run_dir)
+    assert (run_dir / "recipe.toml").is_file()
+    reopened = open_recipe(run_dir / "recipe.toml")
+    assert reopened.recipe == open_recipe(aegan_recipe).recipe
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [5, 10, 15, 20]
+    assert "rec l1(x -> E -> G)" in lines[0]["losses"]
+    samples = sorted(p.name for p in (run_dir / "samples").iterdir())
+    assert samples == ["G-step000000000.png", "G-step000000010.png", "G-step000000020.png"]
+    assert [p.name for p in checkpoint_files(run_dir / "checkpoints")] == [
+        "step-000000010.safetensors",
+        "step-000000020.safetensors",
+    ]
+    assert (run_dir / "checkpoints" / "latest").read_text() == "step-000000020.safetensors"
+    assert not list((run_dir / "checkpoints").glob(".*tmp"))
+    evaluation = json.loads((run_dir / "eval.json").read_text())
+    assert evaluation["G: z -> x"]["modes total"] == 25
+    meta = read_checkpoint(run_dir / "checkpoints" / "step-000000020.safetensors").meta
+    assert meta["step"] == 20
+    assert {"toy2d", "mlp", "losses", "priors"} <= set(meta["plugins"])
+    assert meta["recipe"]["name"] == "tiny-aegan"
+
+
+def test_only_the_last_checkpoints_are_kept(tmp_path: Path, aegan_recipe: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(aegan_recipe, run_dir, ["train.checkpoint_every=2", "train.keep_checkpoints=2"])
+    assert [p.name for p in checkpoint_files(run_dir / "checkpoints")] == [
+        "step-000000018.safetensors",
+        "step-000000020.safetensors",
+    ]
+
+
+def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Path, aegan_recipe: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(aegan_recipe, run_dir)
+    newest = run_dir / "checkpoints" / "step-000000020.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="unreadable"):
+        read_checkpoint(newest)
+    with pytest.warns(UserWarning, match="step-000000020.safetensors is unreadable"):
+        found = latest_checkpoint(run_dir / "checkpoints")
+    assert found is not None and found.step == 10
+    with pytest.warns(UserWarning):
+        resumed = train(aegan_recipe, run_dir)
+    assert resumed.trainer.step_count == 20
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 15, 20]  # the log of steps 11-20 was replaced, not duplicated
+
+
+def test_rerun_with_a_different_model_is_refused(tmp_path: Path, aegan_recipe: Path) -> None:
+    run_dir = tmp_path / "run"
+    train(aegan_recipe, run_dir, ["train.steps=5"])
+    with pytest.raises(CycleGenError, match="differs in: mappers"):
+        Run(open_recipe(aegan_recipe, ["mappers.G.hidden=8"]), run_dir, QUIET).prepare()
+    assert len(checkpoint_files(run_dir / "checkpoints")) == 1
+
+
+def test_resume_flag_needs_a_checkpoint(tmp_path: Path, aegan_recipe: Path) -> None:
+    with pytest.raises(CycleGenError, match="no readable checkpoint"):
+        Run(open_recipe(aegan_recipe), tmp_path / "empty", QUIET).prepare(require_checkpoint=True)
+
+
+NAN_LOSS_PLUGIN = '''
+import torch
+from cyclegen import ReconstructionLoss, hookimpl
+
+
+class NanAfter(ReconstructionLoss):
+    """L1 that turns into NaN after `calls` evaluations."""
+
+    def __init__(self, calls: int = 12):
+        self.calls = calls
+        self.seen = 0
+
+    def __call__(self, target, reconstruction):
+        self.seen += 1
+        loss = (target - reconstruction).abs().mean()
+        return loss * float("nan") if self.seen > self.calls else loss
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.reconstruction_loss("nan-after-12", NanAfter)
+'''
+
+
+def test_non_finite_loss_stops_with_term_and_step(tmp_path: Path) -> None:
+    (tmp_path / "nan_plugin.py").write_text(NAN_LOSS_PLUGIN)
+    data = aegan_data(steps=20, log_every=5, checkpoint_every=5)
+    data["plugins"] = ["nan_plugin.py"]
+    data["terms"][5]["loss"] = "nan-after-12"
+    recipe = write_recipe(tmp_path, data)
+    run = Run(open_recipe(recipe), tmp_path / "run", QUIET)
+    run.prepare()
+    with pytest.raises(NonFiniteLossError) as info:
+        run.train()
+    message = str(info.value)
+    assert "term 'rec nan-after-12(z -> G -> E)' at step 13" in message
+    kept = checkpoint_files(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in kept] == ["step-000000005.safetensors", "step-000000010.safetensors"]
+    good = read_checkpoint(kept[-1])
+    assert all(torch.isfinite(t).all() for k, t in good.tensors.items() if k.startswith("net."))
