@@ -55,5 +55,5 @@ def evaluate(
         with torch.no_grad(), eval_mode(list(graph.mappers.values())):
             out = graph.evaluate([term.path], {start: inputs.to(device)})[term.path]
             value = float(term.loss(inputs.to(device), out))
-        results.setdefault(f"cycle: {term.path}", {})[term.label.split("(")[0].removeprefix("rec ")] = value
+        results.setdefault(f"cycle: {term.path}", {})[str(term.loss_name)] = value
     return results

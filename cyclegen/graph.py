@@ -52,6 +52,7 @@ class Term:
     weight: float
     critic: str | None = None
     loss: ReconstructionLoss | None = None
+    loss_name: str | None = None
 
 
 class Graph:
@@ -212,7 +213,7 @@ def _term(
         )
     assert spec.loss is not None
     loss = registry.build("reconstruction_loss", spec.loss, f"{where}.loss", {})
-    return Term(f"rec {spec.loss}({path})", path, spec.weight, loss=loss)
+    return Term(f"rec {spec.loss}({path})", path, spec.weight, loss=loss, loss_name=spec.loss)
 
 
 def _check_everything_trained(graph: Graph) -> None:

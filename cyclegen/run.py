@@ -6,6 +6,7 @@ import json
 import math
 import signal
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,8 +81,6 @@ class Run:
             log.write_text("".join(line + "\n" for line in kept))
 
     def _check_same_model(self, previous: Path) -> None:
-        import tomllib
-
         try:
             old, _ = parse_recipe(tomllib.loads(previous.read_text()), str(previous))
         except Exception as exc:  # noqa: BLE001 - any unreadable old recipe is reported

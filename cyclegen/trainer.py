@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +12,15 @@ from torch import Tensor, nn
 from cyclegen.graph import Graph, Path, Term, domain_generator
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
+
+
+@dataclass
+class CriticBatch:
+    """One critic update's samples: a real batch (scored or kept for penalties) and fakes."""
+
+    real: Tensor
+    fakes: list[Tensor]
+    score_real: bool
 
 
 @contextmanager
@@ -81,54 +91,55 @@ class Trainer:
             return self.graph.evaluate(self.fake_paths, self.draw_inputs(self.fake_paths))
 
     def update_critic_group(self, group: OptimGroup, fakes: dict[Path, Tensor]) -> dict[str, Tensor]:
-        """Update the critics of one optimiser group; returns each critic's logged loss."""
-        loss_fn = self.graph.adversarial
+        """Update the critics of one optimiser group; returns each critic's logged loss.
+
+        The logged loss is the real loss plus the mean fake loss, whichever batching is used.
+        """
         batches = {name: self.critic_batches(name, fakes) for name in group.networks}
         logged = {name: torch.zeros((), device=self.device) for name in group.networks}
-        substeps = max(len(b) for b in batches.values())
-        for k in range(substeps):
+        for k in range(max(len(b) for b in batches.values())):
             total = torch.zeros((), device=self.device)
             for name, sequence in batches.items():
-                if k >= len(sequence):
-                    continue
-                critic = self.graph.critics[name]
-                loss = sum(self.critic_loss(critic, real, fake) for real, fake in sequence[k])
-                total = total + loss
-                logged[name] = logged[name] + loss.detach()
+                if k < len(sequence):
+                    loss = self.critic_loss(self.graph.critics[name], sequence[k])
+                    total = total + loss
+                    logged[name] = logged[name] + loss.detach()
             group.zero_grad()
             total.backward(inputs=group.params)
             group.step()
             for name in batches:
-                loss_fn.after_critic_step(self.graph.critics[name])
-        return {name: logged[name] / len(self.graph.adversarial_terms(name)) for name in logged}
+                self.graph.adversarial.after_critic_step(self.graph.critics[name])
+        return {name: logged[name] / len(self.fake_paths_of(name)) for name in logged}
 
-    def critic_batches(
-        self, name: str, fakes: dict[Path, Tensor]
-    ) -> list[list[tuple[Tensor | None, Tensor | None]]]:
-        """The (real, fake) pairs each sub-step of critic `name` trains on.
+    def fake_paths_of(self, critic: str) -> list[Path]:
+        return _unique(term.path for term in self.graph.adversarial_terms(critic))
 
-        Joint: one sub-step holding (real, fake) for every fake path. Single-class: a real
-        batch, then one fake path's batch, in turn, each its own update.
+    def critic_batches(self, name: str, fakes: dict[Path, Tensor]) -> list[CriticBatch]:
+        """The batches each update of critic `name` trains on, in order.
+
+        Joint: one update on a real batch and every fake path's batch. Single-class (the
+        AEGAN reference): a real batch, then one fake path's batch, in turn, each its own
+        update; the fake update keeps the real batch only for penalties that need both.
         """
         domain = self.graph.critic_domains[name]
-        paths = _unique(term.path for term in self.graph.adversarial_terms(name))
+        paths = self.fake_paths_of(name)
         if self.recipe.schedule.critic_batches == "joint":
-            real = self.draw(domain)
-            return [[(real, fakes[path]) for path in paths]]
-        sequence: list[list[tuple[Tensor | None, Tensor | None]]] = []
+            return [CriticBatch(self.draw(domain), [fakes[path] for path in paths], score_real=True)]
+        sequence = []
         for path in paths:
-            sequence += [[(self.draw(domain), None)], [(None, fakes[path])]]
+            real = self.draw(domain)
+            sequence += [CriticBatch(real, [], score_real=True), CriticBatch(real, [fakes[path]], score_real=False)]
         return sequence
 
-    def critic_loss(self, critic: nn.Module, real: Tensor | None, fake: Tensor | None) -> Tensor:
+    def critic_loss(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
+        """Real loss (weighted to balance the fake batches), fake losses and penalties."""
         loss_fn = self.graph.adversarial
         loss = torch.zeros((), device=self.device)
-        if real is not None:
-            loss = loss + loss_fn.critic_real(critic(real))
-        if fake is not None:
+        if batch.score_real:
+            loss = loss + max(1, len(batch.fakes)) * loss_fn.critic_real(critic(batch.real))
+        for fake in batch.fakes:
             loss = loss + loss_fn.critic_fake(critic(fake))
-        if real is not None and fake is not None:
-            penalty = loss_fn.penalty(critic, real, fake)
+            penalty = loss_fn.penalty(critic, batch.real, fake)
             if penalty is not None:
                 loss = loss + penalty
         return loss

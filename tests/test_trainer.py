@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,10 +106,13 @@ def test_single_class_batches_hold_one_class(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, schedule={"critic_batches": "single-class"})
     fakes = trainer.make_fakes()
     sequence = trainer.critic_batches("Dx", fakes)
-    kinds = [("real" if real is not None else "fake") for [(real, fake)] in sequence]
+    kinds = ["real" if batch.score_real and not batch.fakes else "fake" for batch in sequence]
     assert kinds == ["real", "fake", "real", "fake"]
-    fake_paths = [str(path) for path, value in fakes.items() for [(_, f)] in sequence if f is value]
-    assert fake_paths == ["z -> G", "x -> E -> G"]
+    assert all(len(batch.fakes) == (0 if batch.score_real else 1) for batch in sequence)
+    by_identity = {id(value): str(path) for path, value in fakes.items()}
+    assert [by_identity[id(batch.fakes[0])] for batch in sequence[1::2]] == ["z -> G", "x -> E -> G"]
+    joint = make_trainer(tmp_path).critic_batches("Dx", fakes)
+    assert len(joint) == 1 and joint[0].score_real and len(joint[0].fakes) == 2
 
 
 def test_fakes_in_eval_mode_switch_noise_off_and_back(tmp_path: Path) -> None:
@@ -127,3 +131,42 @@ def test_per_tensor_clipping_bounds_each_gradient(tmp_path: Path) -> None:
     clip_per_tensor(grads, 1.0)
     assert torch.linalg.vector_norm(grads[0]).item() == pytest.approx(1.0)
     assert torch.allclose(grads[1], torch.full((2,), 0.1))
+
+
+PENALTY_PLUGIN = '''
+import torch
+from cyclegen import hookimpl
+from cyclegen_losses import Hinge
+
+CALLS = []
+
+
+class CountingPenalty(Hinge):
+    """Hinge plus a penalty that records the batch sizes it saw."""
+
+    def penalty(self, critic, real, fake):
+        CALLS.append((real.shape[0], fake.shape[0]))
+        return critic(real).sum() * 0.0 + 1.0
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.adversarial_loss("counting", CountingPenalty)
+'''
+
+
+@pytest.mark.parametrize(("batching", "updates"), [("joint", 1), ("single-class", 4)])
+def test_penalties_get_real_and_fake_in_both_batchings(tmp_path: Path, batching: str, updates: int) -> None:
+    (tmp_path / "counting.py").write_text(PENALTY_PLUGIN)
+    data = aegan_data()
+    data["plugins"] = ["counting.py"]
+    data["adversarial"] = {"loss": "counting"}
+    trainer = make_trainer(tmp_path, data, schedule={"critic_batches": batching})
+    module = sys.modules[type(trainer.graph.adversarial).__module__]
+    module.CALLS.clear()
+    log = record_steps(trainer)
+    losses = trainer.critic_phase()
+    assert log.count("image_critic") == updates
+    # Dx has two fake paths, Dz two: one penalty per (real, fake) pair, in either batching.
+    assert module.CALLS == [(32, 32)] * 4
+    assert all(loss.item() >= 1.0 for loss in losses)  # the penalty is part of the critic loss
