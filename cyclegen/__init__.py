@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from cyclegen.hookspecs import hookimpl
-from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, ReconstructionLoss
+from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, PairMetric, ReconstructionLoss
 
 try:
     __version__ = version("cyclegen")
@@ -16,6 +16,7 @@ __all__ = [
     "Domain",
     "Mapper",
     "Metric",
+    "PairMetric",
     "ReconstructionLoss",
     "hookimpl",
     "__version__",

@@ -51,9 +51,12 @@ def evaluate(
         if term.loss is None:
             continue
         start = term.path.start
-        inputs = graph.domains[start].batch(min(n, CHUNK), domain_generator(seed, start, "eval-cycle"), "test")
+        domain = graph.domains[start]
+        inputs = domain.batch(min(n, CHUNK), domain_generator(seed, start, "eval-cycle"), "test")
         with torch.no_grad(), eval_mode(list(graph.mappers.values())):
-            out = graph.evaluate([term.path], {start: inputs.to(device)})[term.path]
-            value = float(term.loss(inputs.to(device), out))
-        results.setdefault(f"cycle: {term.path}", {})[str(term.loss_name)] = value
+            outputs = graph.evaluate([term.path], {start: inputs.to(device)})[term.path].cpu()
+        section = {f"{term.loss_name} loss": float(term.loss(inputs, outputs))}
+        for metric in domain.pair_metrics():
+            section.update(metric.evaluate(inputs, outputs, domain))
+        results[f"cycle: {term.path}"] = section
     return results

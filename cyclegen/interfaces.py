@@ -35,12 +35,27 @@ class Domain(ABC):
     def batch(self, n: int, generator: torch.Generator, split: str = "train") -> Tensor:
         """Return `n` samples of shape `(n, *self.shape)` on the CPU."""
 
-    def show(self, samples: Tensor, path: Path) -> Path:
-        """Write a picture of `samples` to `path` (a PNG) and return the path written."""
+    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
+        """Write a picture of `samples` to `path` (a PNG) and return the path written.
+
+        Domains that lay samples out in a grid use `columns` per row when given.
+        """
         raise NotImplementedError(f"domain {self.name!r} cannot display samples")
+
+    def show_pairs(self, first: Tensor, second: Tensor, path: Path) -> Path:
+        """Write a picture of corresponding samples side by side (e.g. real, reconstruction)."""
+        return self.show(torch.stack([first, second], 1).flatten(0, 1), path, columns=10)
+
+    def read(self, paths: list[Path]) -> Tensor:
+        """Load user files as a batch of this domain, preprocessed as in training."""
+        raise NotImplementedError(f"domain {self.name!r} cannot read files")
 
     def metrics(self) -> list["Metric"]:
         """Metrics this domain offers for samples produced into it."""
+        return []
+
+    def pair_metrics(self) -> list["PairMetric"]:
+        """Metrics this domain offers for an output compared with its known target."""
         return []
 
     def validate(self, samples: Tensor) -> None:
@@ -114,4 +129,15 @@ class Metric(ABC):
 
     @abstractmethod
     def evaluate(self, samples: Tensor, domain: Domain, generator: torch.Generator) -> dict[str, float]:
-        """Return named numbers for `samples` (N, *domain.shape), on the CPU."""
+        """Return named numbers for `samples` (N, *domain.shape), on the CPU.
+
+        Reference data, where needed, comes from `domain.batch(..., generator, split)`.
+        """
+
+
+class PairMetric(ABC):
+    """Scores outputs against known targets of the same domain (a cycle's input, a true pair)."""
+
+    @abstractmethod
+    def evaluate(self, target: Tensor, output: Tensor, domain: Domain) -> dict[str, float]:
+        """Return named numbers for `output` compared with `target`, both (N, *domain.shape)."""

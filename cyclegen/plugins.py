@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import sys
@@ -55,11 +56,7 @@ def load_plugins(local: Iterable[str] = ()) -> Plugins:
     manager.add_hookspecs(hookspecs)
     for name in blocked_names():
         manager.set_blocked(name)
-    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-    infos = {
-        manager.get_name(plugin): PluginInfo(manager.get_name(plugin), dist.version, dist.project_name)
-        for plugin, dist in manager.list_plugin_distinfo()
-    }
+    infos = {info.name: info for info in _load_entry_points(manager)}
     for spec in local:
         module, name, source = _import_local(spec)
         if manager.is_blocked(name) or manager.has_plugin(name):
@@ -72,9 +69,29 @@ def load_plugins(local: Iterable[str] = ()) -> Plugins:
         raise PluginError(f"{exc}; the only hook is cyclegen_register(registry)") from None
     registry = Registry()
     for impl in manager.hook.cyclegen_register.get_hookimpls():
-        info = infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, "unknown", "registered"))
+        info = infos[impl.plugin_name]
         impl.function(registry=Registrar(registry, info.name, info.version))
     return Plugins(manager, registry, sorted(infos.values(), key=lambda i: i.name))
+
+
+def _load_entry_points(manager: pluggy.PluginManager) -> list[PluginInfo]:
+    """Register every installed plugin; one that fails to import is named with the fix."""
+    loaded = []
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if manager.is_blocked(entry.name) or manager.has_plugin(entry.name):
+            continue
+        dist = entry.dist
+        try:
+            module = entry.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+            raise PluginError(
+                f"plugin {entry.name!r} ({entry.value}) failed to import: {exc!r}. Fix or uninstall "
+                f"it, or skip it with {BLOCK_ENV}={entry.name}"
+            ) from exc
+        manager.register(module, name=entry.name)
+        version = dist.version if dist is not None else "unknown"
+        loaded.append(PluginInfo(entry.name, version, dist.name if dist is not None else entry.value))
+    return loaded
 
 
 def _import_local(spec: str) -> tuple[ModuleType, str, str]:

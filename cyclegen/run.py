@@ -19,11 +19,11 @@ from rich.console import Console
 from cyclegen import __version__
 from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
 from cyclegen.errors import CycleGenError, NonFiniteLossError
-from cyclegen.evaluate import evaluate, map_in_chunks, samplers
+from cyclegen.evaluate import evaluate
 from cyclegen.experiment import RUN_RECIPE, Experiment
-from cyclegen.graph import domain_generator
 from cyclegen.progress import Reporter
 from cyclegen.recipe import parse_recipe
+from cyclegen.samples import SampleWriter
 from cyclegen.trainer import Trainer
 
 #: Recipe sections that define what is trained; a run directory cannot switch them.
@@ -101,9 +101,11 @@ class Run:
         trainer = self.trainer
         if train.threads:
             torch.set_num_threads(train.threads)
-        fixed = self._fixed_inputs()
+        sampler = SampleWriter(
+            self.exp.graph, self.recipe.seed, train.sample_count, self.exp.device, self.dir / "samples"
+        )
         if trainer.step_count == 0 and train.sample_every:
-            self.write_samples(fixed)
+            sampler.write(0)
         reporter = Reporter(train.steps, trainer.step_count, self.console)
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
@@ -119,7 +121,7 @@ class Run:
                     if train.checkpoint_every and step % train.checkpoint_every == 0:
                         self.checkpoint()
                     if train.sample_every and step % train.sample_every == 0:
-                        self.write_samples(fixed)
+                        sampler.write(step)
                     reporter.update(step, shown)
         finally:
             reporter.close()
@@ -127,7 +129,7 @@ class Run:
         self.checkpoint()
         if self.stop_requested:
             return RunResult(self.dir, trainer.step_count, True)
-        samples = self.write_samples(fixed)
+        samples = sampler.write(trainer.step_count)
         metrics = self.evaluate()
         return RunResult(self.dir, trainer.step_count, False, samples, metrics)
 
@@ -173,27 +175,7 @@ class Run:
         save_checkpoint(self.checkpoint_dir, self.trainer, meta, self.recipe.train.keep_checkpoints)
         self.saved_step = self.trainer.step_count
 
-    # -- samples --------------------------------------------------------------------------
-
-    def _fixed_inputs(self) -> dict[str, torch.Tensor]:
-        graph = self.exp.graph
-        fixed = {}
-        for name in samplers(graph):
-            source = graph.mapper_ends[name][0]
-            generator = domain_generator(self.recipe.seed, source, "fixed")
-            fixed[name] = graph.domains[source].batch(self.recipe.train.sample_count, generator, "test")
-        return fixed
-
-    def write_samples(self, fixed: dict[str, torch.Tensor]) -> list[Path]:
-        """Show each generating mapper's outputs at fixed inputs, through its target domain."""
-        graph = self.exp.graph
-        written = []
-        for name, inputs in fixed.items():
-            target = graph.domains[graph.mapper_ends[name][1]]
-            outputs = map_in_chunks(graph.mappers[name], inputs, self.exp.device)
-            path = self.dir / "samples" / f"{name}-step{self.trainer.step_count:09d}.png"
-            written.append(target.show(outputs, path))
-        return written
+    # -- evaluation -----------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         metrics = evaluate(

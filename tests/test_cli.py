@@ -50,7 +50,8 @@ def test_run_sample_eval_end_to_end(tmp_path: Path, aegan_recipe: Path) -> None:
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
     assert set(metrics["G: z -> x"]) == {"modes covered", "modes (strict)", "modes total", "high quality %", "kl"}
-    assert "l1" in metrics["cycle: x -> E -> G"]
+    assert "l1 loss" in metrics["cycle: x -> E -> G"]
+    assert "mean abs error" in metrics["cycle: z -> G -> E"]
     again = json.loads(invoke("eval", run_dir, "--json", "--samples", "300").output)
     assert again == metrics  # evaluation is repeatable
 

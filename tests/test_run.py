@@ -35,7 +35,7 @@ def all_weights(run: Run) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("schedule", ["joint", "single-class"])
 def test_resume_is_bit_exact(tmp_path: Path, schedule: str) -> None:
-    data = aegan_data(steps=16, checkpoint_every=0, sample_every=0)
+    data = aegan_data(steps=16, checkpoint_every=0, sample_every=4)  # sampling must not disturb training
     data["schedule"] = {"critic_batches": schedule, "mapper_steps": 2}
     recipe = write_recipe(tmp_path, data)
     straight = train(recipe, tmp_path / "straight")
@@ -61,7 +61,9 @@ def test_run_directory_contents(tmp_path: Path, aegan_recipe: Path) -> None:
     assert [line["step"] for line in lines] == [5, 10, 15, 20]
     assert "rec l1(x -> E -> G)" in lines[0]["losses"]
     samples = sorted(p.name for p in (run_dir / "samples").iterdir())
-    assert samples == ["G-step000000000.png", "G-step000000010.png", "G-step000000020.png"]
+    assert samples == [
+        f"{kind}-step{step:09d}.png" for kind in ["G-fixed", "G-random", "cycle-x-E-G"] for step in (0, 10, 20)
+    ]
     assert [p.name for p in checkpoint_files(run_dir / "checkpoints")] == [
         "step-000000010.safetensors",
         "step-000000020.safetensors",

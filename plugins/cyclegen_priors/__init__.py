@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from cyclegen import Domain, Metric, hookimpl
+from cyclegen import Domain, Metric, PairMetric, hookimpl
 from cyclegen_plots import latent_png
 from cyclegen.interfaces import DomainKind
 
@@ -27,6 +27,13 @@ class MomentsMetric(Metric):
         }
 
 
+class LatentError(PairMetric):
+    """Mean absolute error between latents and their reconstruction: |E(G(z)) - z|."""
+
+    def evaluate(self, target: Tensor, output: Tensor, domain: Domain) -> dict[str, float]:
+        return {"mean abs error": float((output.double() - target.double()).abs().mean())}
+
+
 class PriorDomain(Domain):
     kind: ClassVar[DomainKind] = "prior"
 
@@ -38,7 +45,10 @@ class PriorDomain(Domain):
     def metrics(self) -> list[Metric]:
         return [MomentsMetric()]
 
-    def show(self, samples: Tensor, path: Path) -> Path:
+    def pair_metrics(self) -> list[PairMetric]:
+        return [LatentError()]
+
+    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
         return latent_png(samples, path)
 
 

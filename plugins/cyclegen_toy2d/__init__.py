@@ -26,7 +26,7 @@ class MixtureDomain(Domain):
         modes = torch.randint(len(self.centres), (n,), generator=generator)
         return self.centres[modes] + self.std * torch.randn(n, 2, generator=generator)
 
-    def show(self, samples: Tensor, path: Path) -> Path:
+    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
         extent = float(self.centres.abs().max()) * 1.5 + 0.5
         return scatter_png(samples, path, extent, self.centres, radius=3 * self.std)
 

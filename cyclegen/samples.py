@@ -1,0 +1,54 @@
+"""Sample pictures written during training: fixed noise, fresh noise, and cycles of held-out data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from cyclegen.evaluate import map_in_chunks, samplers
+from cyclegen.graph import Graph
+from cyclegen.graph import Path as GraphPath
+from cyclegen.graph import domain_generator
+from cyclegen.trainer import eval_mode
+
+
+class SampleWriter:
+    """Shows each generating mapper's outputs and each data cycle, through the domains' display.
+
+    Fixed inputs are drawn once (the same at every step, so grids can be compared over
+    time); fresh inputs come from a stream seeded by the step, so writing samples never
+    touches the training streams.
+    """
+
+    def __init__(self, graph: Graph, seed: int, count: int, device: torch.device, directory: Path) -> None:
+        self.graph, self.seed, self.count, self.device, self.directory = graph, seed, count, device, directory
+        self.fixed = {name: self._draw(graph.mapper_ends[name][0], "fixed") for name in samplers(graph)}
+        self.cycles: dict[GraphPath, Tensor] = {
+            term.path: self._draw(term.path.start, "fixed")
+            for term in graph.terms
+            if term.loss is not None and graph.domains[term.path.start].kind == "data"
+        }
+
+    def _draw(self, domain: str, purpose: str, seed: int | None = None) -> Tensor:
+        generator = domain_generator(self.seed if seed is None else seed, domain, purpose)
+        return self.graph.domains[domain].batch(self.count, generator, "test")
+
+    def write(self, step: int) -> list[Path]:
+        written = []
+        for name, inputs in self.fixed.items():
+            source, target = self.graph.mapper_ends[name]
+            fresh = self._draw(source, "fresh", seed=self.seed * 1_000_003 + step)
+            for label, batch in (("fixed", inputs), ("random", fresh)):
+                outputs = map_in_chunks(self.graph.mappers[name], batch, self.device)
+                written.append(self.graph.domains[target].show(outputs, self._path(f"{name}-{label}", step)))
+        for path, inputs in self.cycles.items():
+            with torch.no_grad(), eval_mode(list(self.graph.mappers.values())):
+                outputs = self.graph.evaluate([path], {path.start: inputs.to(self.device)})[path].cpu()
+            slug = "-".join((path.start, *path.mappers))
+            written.append(self.graph.domains[path.start].show_pairs(inputs, outputs, self._path(f"cycle-{slug}", step)))
+        return written
+
+    def _path(self, stem: str, step: int) -> Path:
+        return self.directory / f"{stem}-step{step:09d}.png"
