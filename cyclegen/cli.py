@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 
 import numpy as np
+import torch
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,9 +19,10 @@ from safetensors.torch import save_file
 
 from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.errors import CycleGenError
-from cyclegen.evaluate import evaluate, map_in_chunks, samplers
+from cyclegen.evaluate import evaluate, map_in_chunks
 from cyclegen.experiment import Experiment, open_recipe, open_run
 from cyclegen.graph import domain_generator
+from cyclegen.inference import decoder_of, encoder_of, interpolate_codes, interpolate_images, pick_mapper
 from cyclegen.plugins import load_plugins
 from cyclegen.run import Run
 
@@ -123,7 +125,7 @@ def sample(
 ) -> None:
     """Draw samples from a trained run."""
     exp = _trained(run_dir, checkpoint)
-    name = _pick_sampler(exp, mapper)
+    name = pick_mapper(exp.graph, mapper, "mapper", "prior", "data")
     source, target = exp.graph.mapper_ends[name]
     inputs = exp.graph.domains[source].batch(n, domain_generator(seed, source, "sample"), "test")
     outputs = map_in_chunks(exp.graph.mappers[name], inputs, exp.device)
@@ -161,6 +163,101 @@ def eval_(
         _print_metrics(metrics)
 
 
+ImagesArgument = Annotated[list[Path], typer.Argument(help="Files, folders or .zip archives of inputs.")]
+EncoderOption = Annotated[Optional[str], typer.Option(help="Encoding mapper (default: the only data -> prior mapper).")]
+DecoderOption = Annotated[Optional[str], typer.Option(help="Decoding mapper (default: the only prior -> data mapper).")]
+
+
+@app.command()
+@friendly
+def encode(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    inputs: ImagesArgument,
+    out: Annotated[Path, typer.Option(help="Output .safetensors file.")] = Path("latents.safetensors"),
+    encoder: EncoderOption = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Encode inputs to latent codes, saved as a safetensors file (tensor "latents")."""
+    exp = _trained(run_dir, checkpoint)
+    name = encoder_of(exp.graph, encoder)
+    batch = _read(exp, name, inputs)
+    codes = map_in_chunks(exp.graph.mappers[name], batch, exp.device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"latents": codes.contiguous()}, str(out), metadata={"inputs": json.dumps([str(p) for p in inputs])})
+    console.print(f"wrote {len(codes)} latent codes of shape {tuple(codes.shape[1:])} to {out}", highlight=False)
+
+
+@app.command()
+@friendly
+def reconstruct(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    inputs: ImagesArgument,
+    out: Annotated[Path, typer.Option(help="Output PNG: (input, reconstruction) pairs.")] = Path("reconstructions.png"),
+    encoder: EncoderOption = None,
+    decoder: DecoderOption = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Encode and decode inputs; write (input, reconstruction) pairs side by side."""
+    exp = _trained(run_dir, checkpoint)
+    enc, dec = encoder_of(exp.graph, encoder), decoder_of(exp.graph, decoder)
+    batch = _read(exp, enc, inputs)
+    codes = map_in_chunks(exp.graph.mappers[enc], batch, exp.device)
+    outputs = map_in_chunks(exp.graph.mappers[dec], codes, exp.device)
+    exp.graph.domains[exp.graph.mapper_ends[enc][0]].show_pairs(batch, outputs, out)
+    console.print(f"wrote {len(batch)} reconstructions to {out}", highlight=False)
+
+
+@app.command()
+@friendly
+def interpolate(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    inputs: Annotated[Optional[list[Path]], typer.Argument(help="Two or more images (or a folder/zip): rows between consecutive ones.")] = None,
+    steps: Annotated[int, typer.Option(help="Decoded points per row, endpoints included.")] = 7,
+    rows: Annotated[int, typer.Option(help="At most this many rows.")] = 9,
+    random: Annotated[bool, typer.Option("--random", help="Between random latent codes instead of encoded inputs.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random latent codes.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output PNG.")] = Path("interpolation.png"),
+    encoder: EncoderOption = None,
+    decoder: DecoderOption = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Decode points on the line between two latent codes (the paper's Figure 1).
+
+    With images, each row is [image i, decoded points between E(image i) and E(image i+1),
+    image i+1]; with --random, rows between pairs of random prior samples.
+    """
+    if steps < 2 or rows < 1:
+        raise CycleGenError("--steps must be at least 2 and --rows at least 1")
+    exp = _trained(run_dir, checkpoint)
+    dec = decoder_of(exp.graph, decoder)
+    prior, data = exp.graph.mapper_ends[dec]
+    if random:
+        generator = domain_generator(seed, prior, "interpolate")
+        starts, ends = (exp.graph.domains[prior].batch(rows, generator, "test") for _ in range(2))
+        grid = interpolate_codes(exp.graph, dec, starts, ends, steps, exp.device)
+        columns = steps
+    else:
+        enc = encoder_of(exp.graph, encoder)
+        batch = _read(exp, enc, inputs or [], limit=rows + 1)
+        if len(batch) < 2:
+            raise CycleGenError("interpolate needs at least two images (or --random)")
+        count = min(rows, len(batch) - 1)
+        grid = interpolate_images(exp.graph, enc, dec, batch[:count], batch[1 : count + 1], steps, exp.device)
+        columns = steps + 2
+    exp.graph.domains[data].show(grid, out, columns=columns)
+    console.print(f"wrote {len(grid) // columns} interpolation row(s) to {out}", highlight=False)
+
+
+def _read(exp: Experiment, encoder: str, inputs: list[Path], limit: int | None = None) -> torch.Tensor:
+    domain = exp.graph.domains[exp.graph.mapper_ends[encoder][0]]
+    if not inputs:
+        raise CycleGenError("give at least one input file, folder or .zip")
+    try:
+        return domain.read(inputs, limit)
+    except (ValueError, NotImplementedError) as exc:
+        raise CycleGenError(str(exc)) from None
+
+
 def _trained(run_dir: Path, checkpoint: Optional[Path]) -> Experiment:
     exp = open_run(run_dir)
     found = latest_checkpoint(run_dir / "checkpoints", checkpoint)
@@ -169,19 +266,6 @@ def _trained(run_dir: Path, checkpoint: Optional[Path]) -> Experiment:
     load_weights(exp.graph.networks, found)
     exp.graph.to(exp.device)
     return exp
-
-
-def _pick_sampler(exp: Experiment, mapper: Optional[str]) -> str:
-    if mapper is not None:
-        if mapper not in exp.graph.mappers:
-            raise CycleGenError(f"--mapper {mapper!r}: the run has mappers {', '.join(exp.graph.mappers)}")
-        return mapper
-    options = samplers(exp.graph)
-    if len(options) != 1:
-        raise CycleGenError(
-            f"choose the generating mapper with --mapper (candidates: {', '.join(options or exp.graph.mappers)})"
-        )
-    return options[0]
 
 
 def _print_graph(exp: Experiment) -> None:

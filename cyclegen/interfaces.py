@@ -46,8 +46,8 @@ class Domain(ABC):
         """Write a picture of corresponding samples side by side (e.g. real, reconstruction)."""
         return self.show(torch.stack([first, second], 1).flatten(0, 1), path, columns=10)
 
-    def read(self, paths: list[Path]) -> Tensor:
-        """Load user files as a batch of this domain, preprocessed as in training."""
+    def read(self, paths: list[Path], limit: int | None = None) -> Tensor:
+        """Load user files (at most `limit`) as a batch of this domain, preprocessed as in training."""
         raise NotImplementedError(f"domain {self.name!r} cannot read files")
 
     def metrics(self) -> list["Metric"]:
