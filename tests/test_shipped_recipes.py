@@ -1,0 +1,74 @@
+"""The recipes in recipes/ stay valid, and the AEGAN anime recipe follows the reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cyclegen.experiment import open_recipe
+from cyclegen.trainer import Trainer
+from tests.test_images import half_and_half
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ANIME = sorted(RECIPES.glob("*_anime*.toml"))
+TOY = sorted(set(RECIPES.glob("*.toml")) - set(ANIME))
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("faces")
+    for i in range(8):
+        half_and_half(32, 32).rotate(40 * i).save(root / f"{i}.png")
+    return root
+
+
+def open_anime(recipe: Path, faces: Path, *overrides: str):
+    return open_recipe(recipe, [f"domains.x.source={str(faces)!r}", "domains.x.cache='off'", *overrides])
+
+
+@pytest.mark.parametrize("recipe", TOY, ids=lambda p: p.stem)
+def test_toy_recipes_validate(recipe: Path) -> None:
+    exp = open_recipe(recipe)
+    assert exp.graph.domains["x"].kind == "data"
+
+
+@pytest.mark.parametrize("recipe", ANIME, ids=lambda p: p.stem)
+def test_anime_recipes_validate(recipe: Path, faces: Path) -> None:
+    exp = open_anime(recipe, faces)
+    assert exp.recipe.train.batch_size == 16 and exp.graph.domains["z"].shape == (32,)
+
+
+def test_aegan_anime_follows_the_reference(faces: Path) -> None:
+    exp = open_anime(RECIPES / "aegan_anime.toml", faces)
+    counts = {name: sum(p.numel() for p in net.parameters()) for name, net in exp.graph.networks.items()}
+    assert counts == {"G": 1_946_691, "E": 1_381_664, "Dx": 708_545, "Dz": 76_801}
+    recipe = exp.recipe
+    assert recipe.train.steps == 300_000 and exp.graph.domains["x"].shape == (3, 64, 64)
+    assert [(t.label, t.weight) for t in exp.graph.terms] == [
+        ("adv Dx(z -> G)", 1.0),
+        ("adv Dx(x -> E -> G)", 1.0),
+        ("adv Dz(x -> E)", 1.0),
+        ("adv Dz(z -> G -> E)", 1.0),
+        ("rec l1(x -> E -> G)", 10.0),
+        ("rec l2(z -> G -> E)", 5.0),
+    ]
+    groups = {name: (g.networks, g.lr, g.eps, g.clip.per_tensor) for name, g in recipe.optim.items()}
+    assert groups == {
+        "generators": (["G", "E"], 2e-4, 1e-7, 1.0),
+        "image_critic": (["Dx"], 5e-4, 1e-7, 1.0),
+        "latent_critic": (["Dz"], 5e-4, 1e-7, 1.0),
+    }
+    assert exp.graph.adversarial.real_target == pytest.approx(0.95)
+    assert exp.graph.adversarial.fake_target == pytest.approx(0.05)
+
+
+def test_reference_schedule_order_on_the_small_preset(faces: Path) -> None:
+    exp = open_anime(RECIPES / "aegan_anime_small.toml", faces)
+    trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
+    log: list[str] = []
+    for group in trainer.groups:
+        group.optimizer.register_step_post_hook(lambda *_, name=group.name: log.append(name))
+    trainer.step()
+    assert log == ["image_critic"] * 4 + ["latent_critic"] * 4 + ["generators"] * 4
