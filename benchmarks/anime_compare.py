@@ -30,7 +30,7 @@ def cyclegen(*args: object) -> None:
 
 def train(family: str, args: argparse.Namespace) -> dict[str, float | None]:
     run_dir = args.workdir / family
-    overrides = [f"domains.x.source={str(args.data)!r}", f"seed={args.seed}"]
+    overrides = [f"domains.x.source={str(args.data)!r}", f"seed={args.seed}", *args.overrides]
     if args.steps:
         overrides.append(f"train.steps={args.steps}")
     start = time.perf_counter()
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="override train.steps (default: the presets')")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figures", type=Path, help="copy final grids and draw interpolations here")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe override")
     args = parser.parse_args()
     rows = {family: train(family, args) for family in args.families}
     columns = ["wall s", "swd avg", "ndb/k", "l1", "psnr", "sharpness"]

@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 
 from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.errors import CycleGenError
-from cyclegen.evaluate import evaluate, map_in_chunks
+from cyclegen.evaluate import evaluate, map_in_chunks, metrics_json
 from cyclegen.experiment import Experiment, open_recipe, open_run
 from cyclegen.graph import domain_generator
 from cyclegen.inference import decoder_of, encoder_of, interpolate_codes, interpolate_images, pick_mapper
@@ -158,7 +158,7 @@ def eval_(
         exp.device,
     )
     if as_json:
-        print(json.dumps(metrics, indent=2))
+        print(metrics_json(metrics))
     else:
         _print_metrics(metrics)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -11,6 +14,15 @@ from cyclegen.registry import Registry
 from cyclegen.trainer import eval_mode
 
 CHUNK = 1024
+
+
+def metrics_json(metrics: dict[str, dict[str, float]]) -> str:
+    """Metrics as strict JSON: a NaN or infinite value (undefined metric) becomes null."""
+    clean = {
+        section: {key: value if math.isfinite(value) else None for key, value in values.items()}
+        for section, values in metrics.items()
+    }
+    return json.dumps(clean, indent=2)
 
 
 def map_in_chunks(mapper: nn.Module, inputs: Tensor, device: torch.device) -> Tensor:

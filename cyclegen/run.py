@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import signal
 import time
 import tomllib
@@ -19,7 +18,7 @@ from rich.console import Console
 from cyclegen import __version__
 from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
 from cyclegen.errors import CycleGenError, NonFiniteLossError
-from cyclegen.evaluate import evaluate
+from cyclegen.evaluate import evaluate, metrics_json
 from cyclegen.experiment import RUN_RECIPE, Experiment
 from cyclegen.progress import Reporter
 from cyclegen.recipe import parse_recipe
@@ -186,7 +185,7 @@ class Run:
             self.recipe.seed,
             self.exp.device,
         )
-        (self.dir / "eval.json").write_text(json.dumps(_jsonable(metrics), indent=2) + "\n")
+        (self.dir / "eval.json").write_text(metrics_json(metrics) + "\n")
         return metrics
 
     @contextmanager
@@ -208,10 +207,3 @@ class Run:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
-
-
-def _jsonable(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
-    return {
-        section: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
-        for section, values in metrics.items()
-    }

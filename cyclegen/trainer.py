@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -59,8 +59,9 @@ class Trainer:
         self.step_count = 0
         self.loss_names = [f"critic {name}" for name in graph.critics] + [t.label for t in graph.terms]
 
-    def draw(self, domain: str, split: str = "train") -> Tensor:
-        batch = self.graph.domains[domain].batch(self.batch_size, self.generators[domain], split)
+    def draw(self, domain: str) -> Tensor:
+        """A training batch of `domain` from its own random stream, on the device."""
+        batch = self.graph.domains[domain].batch(self.batch_size, self.generators[domain], "train")
         return batch.to(self.device, non_blocking=True)
 
     def draw_inputs(self, paths: list[Path]) -> dict[str, Tensor]:
@@ -87,7 +88,7 @@ class Trainer:
     def make_fakes(self) -> dict[Path, Tensor]:
         mappers = list(self.graph.mappers.values())
         eval_fakes = self.recipe.schedule.fakes == "eval"
-        with torch.no_grad(), eval_mode(mappers) if eval_fakes else _nothing():
+        with torch.no_grad(), eval_mode(mappers) if eval_fakes else nullcontext():
             return self.graph.evaluate(self.fake_paths, self.draw_inputs(self.fake_paths))
 
     def update_critic_group(self, group: OptimGroup, fakes: dict[Path, Tensor]) -> dict[str, Tensor]:
@@ -177,11 +178,6 @@ class Trainer:
     @property
     def groups(self) -> list[OptimGroup]:
         return [*self.mapper_groups, *self.critic_groups]
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _unique(paths: object) -> list[Path]:

@@ -120,3 +120,12 @@ def test_toml_writer_round_trips_a_recipe() -> None:
     data["optim"]["mappers"]["betas"] = [0.5, 0.999]
     data["odd key"] = "quote \"me\""
     assert tomllib.loads(dumps(data)) == data
+
+
+def test_undefined_metrics_are_written_as_json_null() -> None:
+    import json
+
+    from cyclegen.evaluate import metrics_json
+
+    text = metrics_json({"G: z -> x": {"kl": math.nan, "modes covered": 3.0}})
+    assert json.loads(text) == {"G: z -> x": {"kl": None, "modes covered": 3.0}}
