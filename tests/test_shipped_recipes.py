@@ -72,3 +72,22 @@ def test_reference_schedule_order_on_the_small_preset(faces: Path) -> None:
         group.optimizer.register_step_post_hook(lambda *_, name=group.name: log.append(name))
     trainer.step()
     assert log == ["image_critic"] * 4 + ["latent_critic"] * 4 + ["generators"] * 4
+
+
+SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
+
+
+@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="needs ../shared/data/anime-faces-64.zip (absent on a fresh clone)")
+def test_small_aegan_preset_trains_on_the_anime_faces(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cyclegen.cli import app
+
+    overrides = [
+        f"domains.x.source={str(SHARED_ZIP)!r}", "domains.x.limit=300", f"domains.x.cache={str(tmp_path)!r}",
+        "train.steps=2", "train.sample_count=4", "eval.samples=40",
+    ]
+    args = ["run", str(RECIPES / "aegan_anime_small.toml"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args + [part for o in overrides for part in ("--set", o)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "samples" / "cycle-x-E-G-step000000002.png").is_file()
