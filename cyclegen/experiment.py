@@ -53,6 +53,8 @@ def _build(raw: dict[str, Any], source: str) -> Experiment:
     plugins = load_plugins(plugin_specs if isinstance(plugin_specs, list) else [])
     recipe, data = parse_recipe(raw, source)
     graph = build_graph(recipe, plugins.registry)
+    for i, name in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
+        plugins.registry.get("metric", name, f"eval.metrics[{i}]")
     return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
 
 

@@ -10,7 +10,7 @@ import torch
 from rich.console import Console
 
 from cyclegen.checkpoint import checkpoint_files, latest_checkpoint, read_checkpoint
-from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError
+from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError, RecipeError
 from cyclegen.experiment import open_recipe
 from cyclegen.run import Run
 from tests.conftest import aegan_data, write_recipe
@@ -157,3 +157,36 @@ def test_non_finite_loss_stops_with_term_and_step(tmp_path: Path) -> None:
     assert [p.name for p in kept] == ["step-000000005.safetensors", "step-000000010.safetensors"]
     good = read_checkpoint(kept[-1])
     assert all(torch.isfinite(t).all() for k, t in good.tensors.items() if k.startswith("net."))
+
+
+METRIC_PLUGIN = '''
+from cyclegen import Metric, hookimpl
+
+
+class MeanNorm(Metric):
+    """Average Euclidean norm of the samples."""
+
+    name = "mean-norm"
+
+    def evaluate(self, samples, domain, generator):
+        return {"mean norm": float(samples.flatten(1).norm(dim=1).mean())}
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.metric("mean-norm", MeanNorm)
+'''
+
+
+def test_recipe_can_add_registered_metrics(tmp_path: Path) -> None:
+    (tmp_path / "metric_plugin.py").write_text(METRIC_PLUGIN)
+    data = aegan_data(steps=2, sample_every=0, checkpoint_every=0)
+    data["plugins"] = ["metric_plugin.py"]
+    data["eval"]["metrics"] = ["mean-norm"]
+    run = train(write_recipe(tmp_path, data), tmp_path / "run")
+    evaluation = json.loads((run.dir / "eval.json").read_text())
+    assert "mean norm" in evaluation["G: z -> x"] and "modes covered" in evaluation["G: z -> x"]
+    assert "mean norm" in evaluation["E: x -> z"]  # added to every mapper's outputs
+    data["eval"]["metrics"] = ["mean-nrom"]
+    with pytest.raises(RecipeError, match="eval.metrics\\[0\\]: unknown metric 'mean-nrom'; did you mean 'mean-norm'"):
+        open_recipe(write_recipe(tmp_path, data, "typo.toml"))  # before any training
