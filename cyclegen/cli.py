@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
-
-import functools
-from collections.abc import Callable
-
 
 import numpy as np
 import torch
