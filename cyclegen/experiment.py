@@ -11,7 +11,7 @@ import torch
 from cyclegen.errors import CycleGenError, RecipeError
 from cyclegen.graph import Graph, build_graph
 from cyclegen.plugins import Plugins, load_plugins
-from cyclegen.recipe import Recipe, load_recipe, parse_recipe
+from cyclegen.recipe import Recipe, parse_recipe, read_recipe
 from cyclegen.toml_writer import dumps
 
 RUN_RECIPE = "recipe.toml"
@@ -30,12 +30,16 @@ class Experiment:
 
 
 def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
-    """Load plugins (including the recipe's local ones), validate and build the recipe."""
+    """Load plugins (including the recipe's local ones), validate and build the recipe.
+
+    Local plugin files are made absolute, so the resolved recipe works from any folder.
+    """
     path = Path(path)
-    _, raw = load_recipe(path, overrides)
+    raw = read_recipe(path, overrides)
     base = path.resolve().parent
-    local = [_absolute(spec, base) for spec in raw.get("plugins", [])]
-    raw["plugins"] = local
+    specs = raw.get("plugins", [])
+    if isinstance(specs, list):  # anything else is reported by validation
+        raw["plugins"] = [_absolute(spec, base) if isinstance(spec, str) else spec for spec in specs]
     return _build(raw, str(path))
 
 
@@ -44,14 +48,12 @@ def open_run(run_dir: Path) -> Experiment:
     recipe_path = Path(run_dir) / RUN_RECIPE
     if not recipe_path.is_file():
         raise CycleGenError(f"{run_dir} is not a run directory: it has no {RUN_RECIPE}")
-    _, raw = load_recipe(recipe_path)
-    return _build(raw, str(recipe_path))
+    return _build(read_recipe(recipe_path), str(recipe_path))
 
 
 def _build(raw: dict[str, Any], source: str) -> Experiment:
-    plugin_specs = raw.get("plugins", [])
-    plugins = load_plugins(plugin_specs if isinstance(plugin_specs, list) else [])
     recipe, data = parse_recipe(raw, source)
+    plugins = load_plugins(recipe.plugins)
     graph = build_graph(recipe, plugins.registry)
     for i, name in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
         plugins.registry.get("metric", name, f"eval.metrics[{i}]")

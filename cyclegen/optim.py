@@ -24,10 +24,11 @@ class OptimGroup:
         self.optimizer.zero_grad(set_to_none=True)
 
     def step(self) -> None:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if grads and self.clip.per_tensor is not None:
-            clip_per_tensor(grads, self.clip.per_tensor)
-        if grads and self.clip.global_norm is not None:
+        if self.clip.per_tensor is not None:
+            grads = [p.grad for p in self.params if p.grad is not None]
+            if grads:
+                clip_per_tensor(grads, self.clip.per_tensor)
+        if self.clip.global_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip.global_norm)
         self.optimizer.step()
 

@@ -184,8 +184,8 @@ def _index(node: list[Any], part: str, path: str, item: str) -> int:
     return int(part)
 
 
-def load_recipe(path: Path, overrides: list[str] = ()) -> tuple[Recipe, dict[str, Any]]:
-    """Read, override and validate a recipe file. Returns the model and the resolved data."""
+def read_recipe(path: Path, overrides: list[str] = ()) -> dict[str, Any]:
+    """A recipe file's data with `overrides` applied, not yet validated."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe {path} not found")
@@ -193,7 +193,12 @@ def load_recipe(path: Path, overrides: list[str] = ()) -> tuple[Recipe, dict[str
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
-    return parse_recipe(apply_overrides(data, list(overrides)), str(path))
+    return apply_overrides(data, list(overrides))
+
+
+def load_recipe(path: Path, overrides: list[str] = ()) -> tuple[Recipe, dict[str, Any]]:
+    """Read, override and validate a recipe file. Returns the model and the resolved data."""
+    return parse_recipe(read_recipe(path, overrides), str(path))
 
 
 def parse_recipe(data: dict[str, Any], source: str = "recipe") -> tuple[Recipe, dict[str, Any]]:

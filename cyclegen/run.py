@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import time
-import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from cyclegen.errors import CycleGenError, NonFiniteLossError
 from cyclegen.evaluate import evaluate, metrics_json
 from cyclegen.experiment import RUN_RECIPE, Experiment
 from cyclegen.progress import Reporter
-from cyclegen.recipe import parse_recipe
+from cyclegen.recipe import load_recipe
 from cyclegen.samples import SampleWriter
 from cyclegen.trainer import Trainer
 
@@ -81,7 +80,7 @@ class Run:
 
     def _check_same_model(self, previous: Path) -> None:
         try:
-            old, _ = parse_recipe(tomllib.loads(previous.read_text()), str(previous))
+            old, _ = load_recipe(previous)
         except Exception as exc:  # noqa: BLE001 - any unreadable old recipe is reported
             raise CycleGenError(f"{previous} cannot be read ({exc}); use --out for a new run directory") from None
         differ = [

@@ -55,6 +55,9 @@ class Trainer:
         schedule = recipe.schedule
         self.critic_steps = schedule.critic_steps or graph.adversarial.preferred_critic_steps
         self.fake_paths = _unique(term.path for term in graph.terms if term.critic)
+        self.critic_fake_paths = {
+            name: _unique(term.path for term in graph.adversarial_terms(name)) for name in graph.critics
+        }
         self.term_paths = _unique(term.path for term in graph.terms)
         self.step_count = 0
         self.loss_names = [f"critic {name}" for name in graph.critics] + [t.label for t in graph.terms]
@@ -110,10 +113,7 @@ class Trainer:
             group.step()
             for name in batches:
                 self.graph.adversarial.after_critic_step(self.graph.critics[name])
-        return {name: logged[name] / len(self.fake_paths_of(name)) for name in logged}
-
-    def fake_paths_of(self, critic: str) -> list[Path]:
-        return _unique(term.path for term in self.graph.adversarial_terms(critic))
+        return {name: logged[name] / len(self.critic_fake_paths[name]) for name in logged}
 
     def critic_batches(self, name: str, fakes: dict[Path, Tensor]) -> list[CriticBatch]:
         """The batches each update of critic `name` trains on, in order.
@@ -123,7 +123,7 @@ class Trainer:
         update; the fake update keeps the real batch only for penalties that need both.
         """
         domain = self.graph.critic_domains[name]
-        paths = self.fake_paths_of(name)
+        paths = self.critic_fake_paths[name]
         if self.recipe.schedule.critic_batches == "joint":
             return [CriticBatch(self.draw(domain), [fakes[path] for path in paths], score_real=True)]
         sequence = []
