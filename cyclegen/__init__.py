@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from cyclegen.hookspecs import hookimpl
-from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, PairMetric, ReconstructionLoss
+from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, PairMetric, Penalty, ReconstructionLoss
 
 try:
     __version__ = version("cyclegen")
@@ -17,6 +17,7 @@ __all__ = [
     "Mapper",
     "Metric",
     "PairMetric",
+    "Penalty",
     "ReconstructionLoss",
     "hookimpl",
     "__version__",

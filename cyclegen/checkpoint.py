@@ -57,6 +57,9 @@ def trainer_state(trainer: Trainer, extra_meta: dict[str, Any]) -> tuple[dict[st
             tensors[f"rng.cuda.{i}"] = state
     for name, generator in trainer.generators.items():
         tensors[f"rng.domain.{name}"] = generator.get_state()
+    for index, history in enumerate(trainer.histories.values()):
+        for key, value in history.state().items():
+            tensors[f"history.{index}.{key}"] = value
     meta = {
         "format": FORMAT,
         "step": trainer.step_count,
@@ -149,6 +152,12 @@ def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
         torch.cuda.set_rng_state_all(cuda_states)
     for name, generator in trainer.generators.items():
         generator.set_state(tensors[f"rng.domain.{name}"])
+    for index, history in enumerate(trainer.histories.values()):
+        prefix = f"history.{index}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if "generator" not in state:
+            raise CheckpointError(f"{checkpoint.path}: holds no sample history for critic history {index}")
+        history.load(state, trainer.device)
     trainer.step_count = checkpoint.step
 
 

@@ -207,6 +207,26 @@ def reconstruct(
 
 @app.command()
 @friendly
+def translate(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    inputs: ImagesArgument,
+    mapper: Annotated[Optional[str], typer.Option(help="Translating mapper (default: the only data -> data mapper).")] = None,
+    out: Annotated[Path, typer.Option(help="Output PNG: (input, translation) pairs.")] = Path("translations.png"),
+    limit: Annotated[Optional[int], typer.Option(help="Translate at most this many inputs.")] = None,
+    checkpoint: CheckpointOption = None,
+) -> None:
+    """Translate inputs from one data domain to another (CycleGAN); write (input, output) pairs."""
+    exp = _trained(run_dir, checkpoint)
+    name = pick_mapper(exp.graph, mapper, "mapper", "data", "data")
+    batch = _read(exp, name, inputs, limit)
+    outputs = map_in_chunks(exp.graph.mappers[name], batch, exp.device)
+    source, target = exp.graph.mapper_ends[name]
+    exp.graph.domains[target].show_pairs(batch, outputs, out)
+    console.print(f"wrote {len(batch)} translations by {name} ({source} -> {target}) to {out}", highlight=False)
+
+
+@app.command()
+@friendly
 def interpolate(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     inputs: Annotated[Optional[list[Path]], typer.Argument(help="Two or more images (or a folder/zip): rows between consecutive ones.")] = None,
@@ -246,8 +266,9 @@ def interpolate(
     console.print(f"wrote {len(grid) // columns} interpolation row(s) to {out}", highlight=False)
 
 
-def _read(exp: Experiment, encoder: str, inputs: list[Path], limit: int | None = None) -> torch.Tensor:
-    domain = exp.graph.domains[exp.graph.mapper_ends[encoder][0]]
+def _read(exp: Experiment, mapper: str, inputs: list[Path], limit: int | None = None) -> torch.Tensor:
+    """Inputs read and preprocessed by the source domain of `mapper`."""
+    domain = exp.graph.domains[exp.graph.mapper_ends[mapper][0]]
     if not inputs:
         raise CycleGenError("give at least one input file, folder or .zip")
     try:
@@ -277,7 +298,9 @@ def _print_graph(exp: Experiment) -> None:
     for name, critic in graph.critics.items():
         table.add_row("critic", name, recipe.critics[name].type, graph.critic_domains[name], f"{_count(critic):,}")
     console.print(table)
-    terms = Table("term", "weight", title=f"terms (adversarial loss: {recipe.adversarial.loss})")
+    penalty = recipe.adversarial.penalty
+    losses = recipe.adversarial.loss + (f", penalty: {penalty.type}" if penalty else "")
+    terms = Table("term", "weight", title=f"terms (adversarial loss: {losses})")
     for term in graph.terms:
         terms.add_row(term.label, f"{term.weight:g}")
     console.print(terms)
@@ -288,6 +311,17 @@ def _print_graph(exp: Experiment) -> None:
         f"{recipe.train.steps} steps at batch {recipe.train.batch_size}",
         highlight=False,
     )
+    histories = [f"{name} keeps {spec.history}" for name, spec in recipe.critics.items() if spec.history]
+    if histories:
+        console.print(f"sample histories: {', '.join(histories)} past fakes per path", highlight=False)
+    for name, spec in recipe.optim.items():
+        schedule = spec.lr_schedule
+        if schedule.type != "constant":
+            end = schedule.decay_end or recipe.train.steps
+            console.print(
+                f"optim.{name}: lr {spec.lr:g} until step {schedule.decay_start}, then linear decay to 0 at step {end}",
+                highlight=False,
+            )
 
 
 def _count(module: object) -> int:

@@ -36,13 +36,51 @@ def samplers(graph: Graph) -> list[str]:
     return [name for name, (source, _) in graph.mapper_ends.items() if graph.domains[source].kind == "prior"]
 
 
+def translators(graph: Graph) -> list[str]:
+    """Mappers between two data domains: the ones that translate (CycleGAN's F and H)."""
+    return [
+        name
+        for name, (source, target) in graph.mapper_ends.items()
+        if graph.domains[source].kind == "data" and graph.domains[target].kind == "data"
+    ]
+
+
+def true_pairs(graph: Graph, mapper: str, n: int) -> tuple[Tensor, Tensor] | None:
+    """Up to `n` held-out (source view, target view) pairs of the same items, if the domains know them."""
+    source, target = graph.mapper_ends[mapper]
+    source_items, target_items = graph.domains[source].held_out(), graph.domains[target].held_out()
+    if source_items is None or target_items is None:
+        return None
+    target_index = {key: i for i, key in enumerate(target_items[0])}
+    matched = [(i, target_index[key]) for i, key in enumerate(source_items[0]) if key in target_index][:n]
+    if not matched:
+        return None
+    source_rows, target_rows = (torch.tensor(rows) for rows in zip(*matched))
+    return source_items[1][source_rows], target_items[1][target_rows]
+
+
+def translation_metrics(graph: Graph, mapper: str, n: int, device: torch.device) -> dict[str, float] | None:
+    """A translation scored by the target domain's pair metrics against the true held-out pairs."""
+    pairs = true_pairs(graph, mapper, n)
+    if pairs is None:
+        return None
+    inputs, truth = pairs
+    target = graph.domains[graph.mapper_ends[mapper][1]]
+    outputs = map_in_chunks(graph.mappers[mapper], inputs, device)
+    section = {"pairs": float(len(inputs))}
+    for metric in target.pair_metrics():
+        section.update(metric.evaluate(truth, outputs, target))
+    return section
+
+
 def evaluate(
     graph: Graph, registry: Registry, extra_metrics: list[str], n: int, seed: int, device: torch.device
 ) -> dict[str, dict[str, float]]:
     """Score each mapper's outputs with its target domain's metrics, and each cycle's error.
 
-    Inputs come from the test split (or the prior) with a fixed stream, so numbers are
-    repeatable for a given checkpoint.
+    Translators between data domains that share held-out items are also scored against
+    the true pairs. Inputs come from the test split (or the prior) with a fixed stream, so
+    numbers are repeatable for a given checkpoint.
     """
     extras: list[Metric] = [
         registry.build("metric", name, f"eval.metrics[{i}]", {}) for i, name in enumerate(extra_metrics)
@@ -59,6 +97,11 @@ def evaluate(
         for metric in metrics:
             section.update(metric.evaluate(outputs, graph.domains[target], generator))
         results[f"{name}: {source} -> {target}"] = section
+    for name in translators(graph):
+        section = translation_metrics(graph, name, n, device)
+        if section is not None:
+            source, target = graph.mapper_ends[name]
+            results[f"{name}: {source} -> {target} vs true pairs"] = section
     for term in graph.terms:
         if term.loss is None:
             continue
@@ -70,5 +113,5 @@ def evaluate(
         section = {f"{term.loss_name} loss": float(term.loss(inputs, outputs))}
         for metric in domain.pair_metrics():
             section.update(metric.evaluate(inputs, outputs, domain))
-        results[f"cycle: {term.path}"] = section
+        results[f"{'identity' if term.identity else 'cycle'}: {term.path}"] = section
     return results

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from cyclegen.errors import RecipeError, unknown_name_message
-from cyclegen.interfaces import AdversarialLoss, Domain, ReconstructionLoss
+from cyclegen.interfaces import AdversarialLoss, Domain, Penalty, ReconstructionLoss
 from cyclegen.recipe import Recipe, TermSpec
 from cyclegen.registry import Registry
 
@@ -53,6 +53,7 @@ class Term:
     critic: str | None = None
     loss: ReconstructionLoss | None = None
     loss_name: str | None = None
+    identity: bool = False
 
 
 class Graph:
@@ -67,6 +68,7 @@ class Graph:
         critic_domains: dict[str, str],
         adversarial: AdversarialLoss,
         terms: list[Term],
+        penalty: Penalty | None = None,
     ) -> None:
         self.domains = domains
         self.mappers = nn.ModuleDict(mappers)
@@ -75,6 +77,7 @@ class Graph:
         self.critic_domains = critic_domains
         self.adversarial = adversarial
         self.terms = terms
+        self.penalty = penalty
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -146,6 +149,12 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
     adversarial = registry.build(
         "adversarial_loss", recipe.adversarial.loss, "adversarial.loss", recipe.adversarial.options
     )
+    penalty_spec = recipe.adversarial.penalty
+    penalty = (
+        registry.build("penalty", penalty_spec.type, "adversarial.penalty", penalty_spec.options)
+        if penalty_spec is not None
+        else None
+    )
     graph = Graph(
         domains,
         mappers,
@@ -154,6 +163,7 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
         {name: spec.domain for name, spec in recipe.critics.items()},
         adversarial,
         [_term(spec, i, registry, domains, mapper_ends, recipe) for i, spec in enumerate(recipe.terms)],
+        penalty,
     )
     _check_everything_trained(graph)
     _check_shapes(graph, recipe.seed)
@@ -183,6 +193,8 @@ def _term(
     where = f"terms[{index}]"
     path = Path.parse(spec.path, f"{where}.path")
     _domain(domains, path.start, f"{where}.path")
+    if spec.kind == "identity":
+        return _identity_term(spec, where, path, registry, domains, mapper_ends)
     current = path.start
     for mapper in path.mappers:
         if mapper not in mapper_ends:
@@ -214,6 +226,42 @@ def _term(
     assert spec.loss is not None
     loss = registry.build("reconstruction_loss", spec.loss, f"{where}.loss", {})
     return Term(f"rec {spec.loss}({path})", path, spec.weight, loss=loss, loss_name=spec.loss)
+
+
+def _identity_term(
+    spec: TermSpec,
+    where: str,
+    path: Path,
+    registry: Registry,
+    domains: dict[str, Domain],
+    mapper_ends: dict[str, tuple[str, str]],
+) -> Term:
+    """`a -> H` with H: b -> a: H should leave samples already in its target domain alone.
+
+    CycleGAN's identity loss keeps a translator from changing what needs no change
+    (colour composition, for instance); it needs a and b to share a sample shape.
+    """
+    if len(path.mappers) != 1 or path.mappers[0] not in mapper_ends:
+        raise RecipeError(
+            f"{where}.path {spec.path!r}: an identity term is a domain and one mapper into that "
+            f"domain, for example \"a {ARROW} H\" with H mapping b {ARROW} a"
+        )
+    mapper = path.mappers[0]
+    source, target = mapper_ends[mapper]
+    if target != path.start:
+        raise RecipeError(
+            f"{where}.path {spec.path!r}: mapper {mapper!r} maps into {target!r}, so an identity term "
+            f"on it must start in {target!r}"
+        )
+    if domains[source].shape != domains[target].shape:
+        raise RecipeError(
+            f"{where}: identity term {spec.path!r} feeds {path.start!r} samples of shape "
+            f"{domains[target].shape} to {mapper!r}, which takes {source!r} samples of shape "
+            f"{domains[source].shape}; give both domains the same shape or drop the term"
+        )
+    assert spec.loss is not None
+    loss = registry.build("reconstruction_loss", spec.loss, f"{where}.loss", {})
+    return Term(f"idt {spec.loss}({path})", path, spec.weight, loss=loss, loss_name=spec.loss, identity=True)
 
 
 def _check_everything_trained(graph: Graph) -> None:

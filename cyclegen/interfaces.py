@@ -58,6 +58,15 @@ class Domain(ABC):
         """Metrics this domain offers for an output compared with its known target."""
         return []
 
+    def held_out(self) -> tuple[list[str], Tensor] | None:
+        """Held-out samples with an identity key each, or None when items have no identity.
+
+        Two domains that return the same key hold two views of one underlying item (a
+        face's sketch and its colour image): a true pair, so evaluation can score a
+        translation between them against the truth.
+        """
+        return None
+
     def validate(self, samples: Tensor) -> None:
         """Raise ValueError when `samples` is not a batch of this domain."""
         if tuple(samples.shape[1:]) != self.shape:
@@ -113,6 +122,17 @@ class AdversarialLoss(ABC):
 
     def after_critic_step(self, critic: nn.Module) -> None:
         """Called after each critic update (e.g. weight clipping)."""
+
+
+class Penalty(ABC):
+    """A critic regulariser usable beside any adversarial loss (R1, gradient penalty).
+
+    Called once per (real batch, fake batch) the critic is trained on, like
+    `AdversarialLoss.penalty`; returns the weighted penalty.
+    """
+
+    @abstractmethod
+    def __call__(self, critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor: ...
 
 
 class ReconstructionLoss(ABC):

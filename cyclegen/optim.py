@@ -9,7 +9,7 @@ from torch import nn
 
 from cyclegen.errors import RecipeError, unknown_name_message
 from cyclegen.graph import Graph
-from cyclegen.recipe import ClipSpec, OptimSpec
+from cyclegen.recipe import ClipSpec, LRScheduleSpec, OptimSpec
 
 
 @dataclass
@@ -19,6 +19,18 @@ class OptimGroup:
     params: list[nn.Parameter]
     optimizer: torch.optim.Optimizer
     clip: ClipSpec
+    base_lr: float
+    lr_schedule: LRScheduleSpec
+
+    def schedule_lr(self, step: int, total_steps: int) -> None:
+        """Set the learning rate for `step`; a pure function of the step, so resume is exact."""
+        lr = self.base_lr * self.lr_schedule.factor(step, total_steps)
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -69,7 +81,8 @@ def build_optim_groups(graph: Graph, specs: dict[str, OptimSpec]) -> tuple[list[
         params = [p for net in spec.networks for p in graph.networks[net].parameters()]
         options = dict(lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
         optimizer_cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
-        group = OptimGroup(group_name, list(spec.networks), params, optimizer_cls(params, **options), spec.clip)
+        optimizer = optimizer_cls(params, **options)
+        group = OptimGroup(group_name, list(spec.networks), params, optimizer, spec.clip, spec.lr, spec.lr_schedule)
         (mapper_groups if "mapper" in kinds else critic_groups).append(group)
     missing = [net for net in graph.networks if net not in owner]
     if missing:

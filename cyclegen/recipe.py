@@ -24,7 +24,7 @@ class WithOptions(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    type: str
+    type: str = Field(description="A registered component name; `cyclegen plugins` lists them.")
 
     @property
     def options(self) -> dict[str, Any]:
@@ -32,24 +32,41 @@ class WithOptions(BaseModel):
 
 
 class DomainSpec(WithOptions):
-    pass
+    """A space of samples: a data set (kind data) or a distribution (kind prior)."""
 
 
 class MapperSpec(WithOptions):
-    source: str = Field(alias="from")
-    target: str = Field(alias="to")
+    """A network from samples of one domain to samples of another."""
+
+    source: str = Field(alias="from", description="The domain it maps from.")
+    target: str = Field(alias="to", description="The domain it maps into.")
 
 
 class CriticSpec(WithOptions):
-    domain: str
+    """A network that scores samples of one domain, trained against the paths that end there."""
+
+    domain: str = Field(description="The domain whose samples it scores.")
+    history: int = Field(
+        default=0,
+        ge=0,
+        description="Past generated samples kept per fake path and mixed into the fakes the critic "
+        "sees (CycleGAN: 50); 0 shows it only the current ones.",
+    )
+
+
+class PenaltySpec(WithOptions):
+    """A critic penalty added to any adversarial loss: `{ type = "r1", weight = 10 }`."""
 
 
 class AdversarialSpec(BaseModel):
-    """The adversarial loss every critic uses, with the loss's own options."""
+    """The adversarial loss every critic uses, with the loss's own options, and a penalty."""
 
     model_config = ConfigDict(extra="allow")
 
-    loss: str = "bce"
+    loss: str = Field(default="bce", description="A registered adversarial loss; `cyclegen plugins` lists them.")
+    penalty: PenaltySpec | None = Field(
+        default=None, description="A critic penalty added to the loss, with its own `type` and options."
+    )
 
     @property
     def options(self) -> dict[str, Any]:
@@ -57,13 +74,23 @@ class AdversarialSpec(BaseModel):
 
 
 class TermSpec(Strict):
-    """An adversarial term (a critic judges a path's output) or a reconstruction term."""
+    """An adversarial term (a critic judges a path's output), a reconstruction term (a path
+    that returns to its start domain) or an identity term (a mapper given samples of its own
+    target domain). Each adds `weight` times its loss to the mappers' objective."""
 
-    kind: Literal["adversarial", "reconstruction"] | None = None
-    path: str
-    critic: str | None = None
-    loss: str | None = None
-    weight: float = 1.0
+    kind: Literal["adversarial", "reconstruction", "identity"] | None = Field(
+        default=None,
+        description="Inferred when unset: adversarial with a `critic`, reconstruction otherwise; "
+        "an identity term must say so.",
+    )
+    path: str = Field(description="A domain, then the mappers applied in order: `\"x -> E -> G\"`.")
+    critic: str | None = Field(default=None, description="The critic that judges the path's output (adversarial terms).")
+    loss: str | None = Field(
+        default=None,
+        description="A registered reconstruction loss (`l1`, `l2`, a plugin's) for reconstruction and "
+        "identity terms; the adversarial loss is set once, in `[adversarial]`.",
+    )
+    weight: float = Field(default=1.0, description="Multiplies the term's loss for the mappers; critics' losses are not weighted.")
 
     @model_validator(mode="after")
     def _infer_kind(self) -> "TermSpec":
@@ -71,11 +98,11 @@ class TermSpec(Strict):
             self.kind = "adversarial" if self.critic is not None else "reconstruction"
         if self.kind == "adversarial" and self.critic is None:
             raise ValueError("an adversarial term needs `critic = \"<critic name>\"`")
-        if self.kind == "reconstruction":
+        if self.kind in ("reconstruction", "identity"):
             if self.critic is not None:
-                raise ValueError("a reconstruction term has no critic; remove `critic` or set kind = \"adversarial\"")
+                raise ValueError(f"a {self.kind} term has no critic; remove `critic` or set kind = \"adversarial\"")
             if self.loss is None:
-                raise ValueError("a reconstruction term needs `loss` (for example \"l1\" or \"l2\")")
+                raise ValueError(f"a {self.kind} term needs `loss` (for example \"l1\" or \"l2\")")
         if self.kind == "adversarial" and self.loss is not None:
             raise ValueError("an adversarial term's loss is set once in [adversarial] loss = ...; remove `loss` here")
         return self
@@ -84,18 +111,49 @@ class TermSpec(Strict):
 class ClipSpec(Strict):
     """Gradient clipping: each tensor separately (Keras clipnorm) and/or all together."""
 
-    per_tensor: float | None = Field(default=None, gt=0)
-    global_norm: float | None = Field(default=None, gt=0, alias="global")
+    per_tensor: float | None = Field(
+        default=None, gt=0, description="Scale each gradient tensor to at most this L2 norm."
+    )
+    global_norm: float | None = Field(
+        default=None, gt=0, alias="global", description="Scale the group's gradients together to at most this total L2 norm."
+    )
+
+
+class LRScheduleSpec(Strict):
+    """Learning rate over training, as a factor of `lr` that depends only on the step.
+
+    `linear-decay` keeps `lr` until step `decay_start`, then decays it linearly to zero at
+    step `decay_end` (default: `train.steps`), as CycleGAN trains.
+    """
+
+    type: Literal["constant", "linear-decay"] = Field(default="constant", description="The shape of the schedule.")
+    decay_start: int = Field(default=0, ge=0, description="The step at which linear decay begins.")
+    decay_end: int | None = Field(
+        default=None, ge=1, description="The step at which the rate reaches zero; unset: `train.steps`."
+    )
+
+    def factor(self, step: int, total_steps: int) -> float:
+        if self.type == "constant" or step < self.decay_start:
+            return 1.0
+        end = self.decay_end or total_steps
+        return max(0.0, 1.0 - (step - self.decay_start) / max(1, end - self.decay_start))
 
 
 class OptimSpec(Strict):
-    networks: list[str]
-    type: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(default=2e-4, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
-    eps: float = Field(default=1e-8, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    clip: ClipSpec = ClipSpec()
+    """One optimiser and the networks it updates: only mappers or only critics.
+
+    Every network belongs to exactly one group. Without any `[optim]` table, one Adam
+    (the defaults below) trains all mappers and one Adam each critic.
+    """
+
+    networks: list[str] = Field(description="The mappers, or the critics, this optimiser updates.")
+    type: Literal["adam", "adamw"] = Field(default="adam", description="Adam, or AdamW (decoupled weight decay).")
+    lr: float = Field(default=2e-4, gt=0, description="The learning rate (scaled over training by `lr_schedule`).")
+    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam's moment decay rates.")
+    eps: float = Field(default=1e-8, gt=0, description="Adam's denominator epsilon.")
+    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (an L2 term for Adam, decoupled for AdamW).")
+    clip: ClipSpec = Field(default=ClipSpec(), description="Gradient clipping before each update.")
+    lr_schedule: LRScheduleSpec = Field(default=LRScheduleSpec(), description="The learning rate over training.")
 
 
 class ScheduleSpec(Strict):
@@ -107,42 +165,96 @@ class ScheduleSpec(Strict):
     mapper updates, each on fresh batches.
     """
 
-    critic_steps: int | None = Field(default=None, ge=1)
-    mapper_steps: int = Field(default=1, ge=1)
-    critic_batches: Literal["joint", "single-class"] = "joint"
-    fakes: Literal["train", "eval"] = "train"
+    critic_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Critic rounds per step, each on fresh fakes; unset: what the adversarial loss "
+        "prefers (1; 5 for the Wasserstein losses).",
+    )
+    mapper_steps: int = Field(default=1, ge=1, description="Mapper updates per step, each on fresh batches.")
+    critic_batches: Literal["joint", "single-class"] = Field(
+        default="joint",
+        description="`joint`: one update per round on a real batch and every fake path's batch; "
+        "`single-class`: a real batch, then one fake path's batch, in turn, each its own update.",
+    )
+    fakes: Literal["train", "eval"] = Field(
+        default="train",
+        description="The mode the mappers run in while making fakes for the critics (`eval`: no "
+        "dropout or noise, batch norm with running statistics).",
+    )
 
 
 class TrainSpec(Strict):
-    steps: int = Field(default=1000, ge=0)
-    batch_size: int = Field(default=64, ge=1)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    threads: int | None = Field(default=None, ge=1)
-    log_every: int = Field(default=100, ge=1)
-    sample_every: int = Field(default=1000, ge=0)
-    checkpoint_every: int = Field(default=1000, ge=0)
-    keep_checkpoints: int = Field(default=3, ge=1)
-    sample_count: int = Field(default=64, ge=1)
+    """How long to train, where, and what the run directory receives along the way."""
+
+    steps: int = Field(
+        default=1000, ge=0, description="Training steps; raise it and run again into the run directory to train longer."
+    )
+    batch_size: int = Field(default=64, ge=1, description="Samples per batch, for every domain.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="Where the networks run; `auto` takes CUDA, then MPS, then the CPU."
+    )
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for PyTorch; unset: PyTorch's default.")
+    log_every: int = Field(
+        default=100, ge=1, description="Steps between lines of `metrics.jsonl` (mean losses, checked for NaN and inf)."
+    )
+    sample_every: int = Field(
+        default=1000, ge=0, description="Steps between sample pictures (also at step 0); 0: only at the end."
+    )
+    checkpoint_every: int = Field(
+        default=1000, ge=0, description="Steps between checkpoints; 0: only at the end and on Ctrl-C."
+    )
+    keep_checkpoints: int = Field(default=3, ge=1, description="How many of the newest checkpoints are kept.")
+    sample_count: int = Field(default=64, ge=1, description="Samples in each sample picture.")
 
 
 class EvalSpec(Strict):
-    samples: int = Field(default=2500, ge=1)
-    metrics: list[str] = []
+    """Evaluation at the end of training and by `cyclegen eval`."""
+
+    samples: int = Field(
+        default=2500, ge=1, description="Samples (or held-out true pairs) per evaluated mapper; cycles use at most 1024."
+    )
+    metrics: list[str] = Field(
+        default=[],
+        description="Registered metrics applied to every mapper's outputs, besides those the target domains offer.",
+    )
 
 
 class Recipe(Strict):
-    name: str
-    seed: int = 0
-    plugins: list[str] = []
-    train: TrainSpec = TrainSpec()
-    domains: dict[str, DomainSpec]
-    mappers: dict[str, MapperSpec] = {}
-    critics: dict[str, CriticSpec] = {}
-    adversarial: AdversarialSpec = AdversarialSpec()
-    terms: list[TermSpec]
-    optim: dict[str, OptimSpec] = {}
-    schedule: ScheduleSpec = ScheduleSpec()
-    eval: EvalSpec = EvalSpec()
+    """A whole experiment: the graph (domains, mappers, critics, terms) and how to train it."""
+
+    name: str = Field(description="The run's name; runs go to `runs/<name>` unless `--out` says otherwise.")
+    seed: int = Field(
+        default=0, description="Seeds the networks' initialisation and every random stream (each domain's own)."
+    )
+    plugins: list[str] = Field(
+        default=[],
+        description="Plugins to load besides the installed ones: `.py` files (relative to the recipe's "
+        "folder) or importable module names.",
+    )
+    train: TrainSpec = Field(default=TrainSpec(), description="How long and where to train.")
+    domains: dict[str, DomainSpec] = Field(description="The spaces of samples, by name.")
+    mappers: dict[str, MapperSpec] = Field(default={}, description="Networks from one domain to another, by name.")
+    critics: dict[str, CriticSpec] = Field(default={}, description="Networks that score one domain's samples, by name.")
+    adversarial: AdversarialSpec = Field(
+        default=AdversarialSpec(), description="The adversarial loss all critics use, and a penalty."
+    )
+    terms: list[TermSpec] = Field(description="The losses that train the networks.")
+    optim: dict[str, OptimSpec] = Field(default={}, description="Optimiser groups, by name.")
+    schedule: ScheduleSpec = Field(default=ScheduleSpec(), description="What one training step does.")
+    eval: EvalSpec = Field(default=EvalSpec(), description="Evaluation after training.")
+
+    @model_validator(mode="after")
+    def _check_lr_schedules(self) -> "Recipe":
+        for name, spec in self.optim.items():
+            schedule = spec.lr_schedule
+            end = schedule.decay_end or self.train.steps
+            if schedule.type == "linear-decay" and schedule.decay_start >= end:
+                raise ValueError(
+                    f"optim.{name}.lr_schedule: decay_start ({schedule.decay_start}) must come before "
+                    f"decay_end ({end}); lower decay_start or raise decay_end / train.steps"
+                )
+        return self
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -219,7 +331,8 @@ def _describe(error: Any) -> str:
         return f"  {key}: unknown key; {hint}allowed here: {', '.join(allowed)}"
     if error["type"] == "missing":
         return f"  {key}: required key is missing"
-    return f"  {key}: {error['msg']}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"  {message}" if not loc else f"  {key}: {message}"
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

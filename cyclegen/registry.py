@@ -10,9 +10,10 @@ from typing import Any, Literal, get_args
 
 import pydantic
 
+from cyclegen.catalogue import missing_plugin_hint
 from cyclegen.errors import PluginError, RecipeError, closest, unknown_name_message
 
-Kind = Literal["domain", "mapper", "critic", "adversarial_loss", "reconstruction_loss", "metric"]
+Kind = Literal["domain", "mapper", "critic", "adversarial_loss", "penalty", "reconstruction_loss", "metric"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 #: Arguments the engine passes itself, per kind; everything else is a recipe option.
@@ -21,6 +22,7 @@ CONTEXT_ARGS: dict[Kind, tuple[str, ...]] = {
     "mapper": ("source", "target"),
     "critic": ("domain",),
     "adversarial_loss": (),
+    "penalty": (),
     "reconstruction_loss": (),
     "metric": (),
 }
@@ -96,7 +98,8 @@ class Registry:
             return self.components[kind][name]
         except KeyError:
             label = kind.replace("_", " ")
-            raise RecipeError(f"{where}: {unknown_name_message(label, name, self.names(kind))}") from None
+            message = missing_plugin_hint(kind, name) or unknown_name_message(label, name, self.names(kind))
+            raise RecipeError(f"{where}: {message}") from None
 
     def build(
         self, kind: Kind, type_name: str, where: str, options: Mapping[str, Any], /, **context: Any
@@ -156,6 +159,9 @@ class Registrar:
 
     def adversarial_loss(self, name: str, factory: Callable[..., Any]) -> None:
         self._add("adversarial_loss", name, factory)
+
+    def penalty(self, name: str, factory: Callable[..., Any]) -> None:
+        self._add("penalty", name, factory)
 
     def reconstruction_loss(self, name: str, factory: Callable[..., Any]) -> None:
         self._add("reconstruction_loss", name, factory)

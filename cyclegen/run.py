@@ -156,7 +156,8 @@ class Run:
         rate = (steps[-1] - self.window_step) / (now - self.window_start)
         self.window_start, self.window_step = now, steps[-1]
         losses = dict(zip(self.trainer.loss_names, means))
-        record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses}
+        lrs = {group.name: group.lr for group in self.trainer.groups}
+        record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses, "lr": lrs}
         with open(self.dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
         return losses

@@ -1,4 +1,4 @@
-"""Sample pictures written during training: fixed noise, fresh noise, and cycles of held-out data."""
+"""Sample pictures written during training: fixed and fresh noise, translations and cycles of held-out data."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from cyclegen.evaluate import map_in_chunks, samplers
+from cyclegen.evaluate import map_in_chunks, samplers, translators
 from cyclegen.graph import Graph
 from cyclegen.graph import Path as GraphPath
 from cyclegen.graph import domain_generator
+from cyclegen.interfaces import Domain
 from cyclegen.trainer import eval_mode
 
 
 class SampleWriter:
-    """Shows each generating mapper's outputs and each data cycle, through the domains' display.
+    """Shows each generating mapper's outputs, each translation and each data cycle, through the domains' display.
 
     Fixed inputs are drawn once (the same at every step, so grids can be compared over
     time); fresh inputs come from a stream seeded by the step, so writing samples never
@@ -24,11 +25,19 @@ class SampleWriter:
 
     def __init__(self, graph: Graph, seed: int, count: int, device: torch.device, directory: Path) -> None:
         self.graph, self.seed, self.count, self.device, self.directory = graph, seed, count, device, directory
-        self.fixed = {name: self._draw(graph.mapper_ends[name][0], "fixed") for name in samplers(graph)}
+        shown = [name for name, domain in graph.domains.items() if displays(domain)]
+        ends = graph.mapper_ends
+        self.fixed = {name: self._draw(ends[name][0], "fixed") for name in samplers(graph) if ends[name][1] in shown}
         self.cycles: dict[GraphPath, Tensor] = {
             term.path: self._draw(term.path.start, "fixed")
             for term in graph.terms
-            if term.loss is not None and graph.domains[term.path.start].kind == "data"
+            if term.loss is not None
+            and not term.identity
+            and graph.domains[term.path.start].kind == "data"
+            and term.path.start in shown
+        }
+        self.translations = {
+            name: self._draw(ends[name][0], "fixed") for name in translators(graph) if ends[name][1] in shown
         }
 
     def _draw(self, domain: str, purpose: str, seed: int | None = None) -> Tensor:
@@ -43,6 +52,10 @@ class SampleWriter:
             for label, batch in (("fixed", inputs), ("random", fresh)):
                 outputs = map_in_chunks(self.graph.mappers[name], batch, self.device)
                 written.append(self.graph.domains[target].show(outputs, self._path(f"{name}-{label}", step)))
+        for name, inputs in self.translations.items():
+            outputs = map_in_chunks(self.graph.mappers[name], inputs, self.device)
+            target = self.graph.domains[self.graph.mapper_ends[name][1]]
+            written.append(target.show_pairs(inputs, outputs, self._path(f"{name}-translation", step)))
         for path, inputs in self.cycles.items():
             with torch.no_grad(), eval_mode(list(self.graph.mappers.values())):
                 outputs = self.graph.evaluate([path], {path.start: inputs.to(self.device)})[path].cpu()
@@ -52,3 +65,8 @@ class SampleWriter:
 
     def _path(self, stem: str, step: int) -> Path:
         return self.directory / f"{stem}-step{step:09d}.png"
+
+
+def displays(domain: Domain) -> bool:
+    """Whether the domain draws pictures (plugins need not: their samples are then not shown)."""
+    return type(domain).show is not Domain.show

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from cyclegen.graph import Graph, Path, Term, domain_generator
+from cyclegen.history import SampleHistory
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
 
@@ -59,6 +60,14 @@ class Trainer:
             name: _unique(term.path for term in graph.adversarial_terms(name)) for name in graph.critics
         }
         self.term_paths = _unique(term.path for term in graph.terms)
+        self.histories = {
+            (name, path): SampleHistory(
+                recipe.critics[name].history, domain_generator(recipe.seed, f"{name}/{path}", "history")
+            )
+            for name in graph.critics
+            if recipe.critics[name].history
+            for path in self.critic_fake_paths[name]
+        }
         self.step_count = 0
         self.loss_names = [f"critic {name}" for name in graph.critics] + [t.label for t in graph.terms]
 
@@ -72,6 +81,8 @@ class Trainer:
 
     def step(self) -> Tensor:
         """Run one step; returns the detached losses in the order of `loss_names`."""
+        for group in self.groups:
+            group.schedule_lr(self.step_count, self.recipe.train.steps)
         critic_losses = self.critic_phase() if self.critic_groups else []
         mapper_losses = self.mapper_phase()
         self.step_count += 1
@@ -124,13 +135,19 @@ class Trainer:
         """
         domain = self.graph.critic_domains[name]
         paths = self.critic_fake_paths[name]
+        shown = [self.shown_fakes(name, path, fakes[path]) for path in paths]
         if self.recipe.schedule.critic_batches == "joint":
-            return [CriticBatch(self.draw(domain), [fakes[path] for path in paths], score_real=True)]
+            return [CriticBatch(self.draw(domain), shown, score_real=True)]
         sequence = []
-        for path in paths:
+        for fake in shown:
             real = self.draw(domain)
-            sequence += [CriticBatch(real, [], score_real=True), CriticBatch(real, [fakes[path]], score_real=False)]
+            sequence += [CriticBatch(real, [], score_real=True), CriticBatch(real, [fake], score_real=False)]
         return sequence
+
+    def shown_fakes(self, critic: str, path: Path, fakes: Tensor) -> Tensor:
+        """The fakes critic `critic` sees for `path`: through its sample history, if it keeps one."""
+        history = self.histories.get((critic, path))
+        return fakes if history is None else history.exchange(fakes)
 
     def critic_loss(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         """Real loss (weighted to balance the fake batches), fake losses and penalties."""
@@ -143,6 +160,8 @@ class Trainer:
             penalty = loss_fn.penalty(critic, batch.real, fake)
             if penalty is not None:
                 loss = loss + penalty
+            if self.graph.penalty is not None:
+                loss = loss + self.graph.penalty(critic, batch.real, fake)
         return loss
 
     # -- mappers -------------------------------------------------------------------------

@@ -63,3 +63,38 @@ def write_recipe(directory: Path, data: dict[str, Any], name: str = "recipe.toml
 @pytest.fixture
 def aegan_recipe(tmp_path: Path) -> Path:
     return write_recipe(tmp_path, aegan_data())
+
+
+CYCLEGAN_TERMS = [
+    {"critic": "Db", "path": "a -> F"},
+    {"critic": "Da", "path": "b -> H"},
+    {"path": "a -> F -> H", "loss": "l1", "weight": 10.0},
+    {"path": "b -> H -> F", "loss": "l1", "weight": 10.0},
+    {"kind": "identity", "path": "a -> H", "loss": "l1", "weight": 5.0},
+    {"kind": "identity", "path": "b -> F", "loss": "l1", "weight": 5.0},
+]
+
+
+def cyclegan_data(**train: Any) -> dict[str, Any]:
+    """A tiny CycleGAN between the 2-D ring and grid (two unpaired data domains), as recipe data."""
+    return {
+        "name": "tiny-cyclegan",
+        "seed": 5,
+        "train": {"steps": 12, "batch_size": 16, "device": "cpu", "log_every": 4, "sample_every": 0,
+                  "checkpoint_every": 6, "sample_count": 20, **train},
+        "domains": {"a": {"type": "ring"}, "b": {"type": "grid"}},
+        "mappers": {"F": {**SMALL_NET, "from": "a", "to": "b"}, "H": {**SMALL_NET, "from": "b", "to": "a"}},
+        "critics": {
+            "Da": {**SMALL_NET, "domain": "a", "history": 8},
+            "Db": {**SMALL_NET, "domain": "b", "history": 8},
+        },
+        "adversarial": {"loss": "lsgan"},
+        "terms": copy.deepcopy(CYCLEGAN_TERMS),
+        "optim": {
+            "mappers": {"networks": ["F", "H"], "lr": 1e-3,
+                        "lr_schedule": {"type": "linear-decay", "decay_start": 6}},
+            "critics": {"networks": ["Da", "Db"], "lr": 1e-3,
+                        "lr_schedule": {"type": "linear-decay", "decay_start": 6}},
+        },
+        "eval": {"samples": 50},
+    }

@@ -68,8 +68,8 @@ def test_unknown_component_lists_names_and_closest_match(tmp_path: Path) -> None
 
 def test_unknown_loss_names_the_key(tmp_path: Path) -> None:
     data = aegan_data()
-    data["adversarial"] = {"loss": "wgan-gp"}
-    with pytest.raises(RecipeError, match=r"adversarial.loss: unknown adversarial loss 'wgan-gp'.*bce, hinge, lsgan"):
+    data["adversarial"] = {"loss": "hinj"}
+    with pytest.raises(RecipeError, match=r"adversarial.loss: unknown adversarial loss 'hinj'; did you mean 'hinge'\?.*bce, hinge, lsgan"):
         open_recipe(write_recipe(tmp_path, data))
 
 
