@@ -13,6 +13,8 @@ from cyclegen import Domain, Metric, PairMetric
 from cyclegen_images.grid import save_grid
 from cyclegen_images.loading import EXPECTED, Preprocessing, load_source, read_images
 from cyclegen_images.metrics import PSNR, NumberOfDifferentBins, ReconstructionL1, Sharpness, SlicedWassersteinDistance
+from cyclegen_images.splits import check_part, split
+from cyclegen_images.transforms import Transform, transform_pixels
 
 CACHE_ENV = "CYCLEGEN_CACHE"
 
@@ -30,6 +32,16 @@ class Images(Domain):
     of the images; `limit` keeps the first images in file-name order. Training batches
     are drawn uniformly with replacement and, with `flip`, mirrored at random; held-out
     batches are distinct images, never flipped.
+
+    `transform` turns every image, once after loading, into another view of it:
+    "grayscale" (BT.601 luma, as Pillow's "L") or "sketch" (a pencil line drawing, see
+    cyclegen_images.transforms), computed from the RGB decode and repeated to `channels`.
+    `parts` > 1 splits the training images into disjoint parts by a stable hash of their
+    file names, and the domain trains on part `part` only; the held-out images stay the
+    same. So two domains over one source, say `transform = "sketch"` with `part = 0` and
+    the colour images with `part = 1`, never see one face in both views during training,
+    while `held_out()` gives both views of the same held-out faces: true pairs for
+    scoring translations.
     """
 
     def __init__(
@@ -44,13 +56,18 @@ class Images(Domain):
         limit: int | None = None,
         strict: bool = False,
         cache: str = "auto",
+        transform: Transform = "none",
+        parts: int = 1,
+        part: int = 0,
     ) -> None:
         if size < 4:
             raise ValueError(f"size must be at least 4, got {size}")
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+        check_part(part, parts)
         super().__init__(name, (channels, size, size))
-        self.prep = Preprocessing(size, channels)
+        self.prep = Preprocessing(size, channels if transform == "none" else 3)  # views come from colour
+        self.transform = transform
         self.flip = flip
         cache_dir = None if cache == "off" else default_cache_dir() if cache == "auto" else Path(cache)
         if limit is not None and limit < 2:
@@ -62,11 +79,9 @@ class Images(Domain):
                 f"section Data) and point the recipe at it: --set domains.{name}.source=PATH"
             )
         decoded = load_source(path, self.prep, cache_dir, strict, limit)
-        self.pixels = torch.from_numpy(decoded.pixels)
+        self.pixels = self._view(torch.from_numpy(decoded.pixels))
         self.names = decoded.names
-        order = torch.randperm(len(self.pixels), generator=torch.Generator().manual_seed(split_seed))
-        n_test = min(max(1, round(len(order) * test_fraction)), len(order) - 1)
-        self.splits = {"test": order[:n_test], "train": order[n_test:]}
+        self.splits = split(self.names, test_fraction, split_seed, parts, part)
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -83,11 +98,25 @@ class Images(Domain):
             pixels = torch.where(mirrored[:, None, None, None], pixels.flip(-1), pixels)
         return to_float(pixels)
 
+    def held_out(self) -> tuple[list[str], Tensor]:
+        """The held-out images in file-name order, keyed by file name, never flipped."""
+        test = self.splits["test"].sort().values
+        return [self.names[i] for i in test.tolist()], to_float(self.pixels[test])
+
     def read(self, paths: list[Path], limit: int | None = None) -> Tensor:
-        return to_float(torch.from_numpy(read_images(paths, self.prep, limit)))
+        return to_float(self._view(torch.from_numpy(read_images(paths, self.prep, limit))))
 
     def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
         return save_grid(samples, path, columns)
+
+    def show_pairs(self, first: Tensor, second: Tensor, path: Path) -> Path:
+        """Side by side; a grey batch beside a colour one (sketch -> colour) is shown in RGB."""
+        if first.shape[1] != second.shape[1]:
+            first, second = (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (first, second))
+        return super().show_pairs(first, second, path)
+
+    def _view(self, pixels: Tensor) -> Tensor:
+        return transform_pixels(pixels, self.transform, self.shape[0])
 
     def metrics(self) -> list[Metric]:
         return [SlicedWassersteinDistance(), NumberOfDifferentBins()]
