@@ -1,11 +1,13 @@
-"""Mode coverage of GAN, AAE and AEGAN on the 2-D ring and grid (issue 3).
+"""Mode coverage of GAN, AAE and AEGAN (bce, or wgan-gp from the Wasserstein plugin) on the 2-D ring and grid.
 
-Trains `recipes/{family}_{dataset}.toml` once per seed through the `cyclegen` command
+Trains `recipes/{family}_{dataset}.toml` (family `aegan-wgan`: `recipes/aegan_{dataset}_wgan.toml`,
+which differs from the AEGAN recipe only in its adversarial loss) once per seed through the `cyclegen` command
 line, reads each run's `eval.json` (the "G: z -> x" section), times each run, and prints
 a markdown table of mean ± std (and min) over seeds, then per-seed rows for AEGAN.
 
     python benchmarks/toy_modes.py                 # 3 families x 2 datasets x 5 seeds
     python benchmarks/toy_modes.py --families aegan --datasets grid --seeds 2 --steps 500
+    python benchmarks/toy_modes.py --families aegan aegan-wgan --datasets grid   # bce vs wgan-gp
 
 Each run uses one thread (`train.threads=1`); `--jobs` runs that many at once.
 """
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-FAMILIES = ("gan", "aae", "aegan")
+FAMILIES = ("gan", "aae", "aegan", "aegan-wgan")
 DATASETS = ("ring", "grid")
 SECTION = "G: z -> x"
 #: (eval.json key, table header, decimals)
@@ -55,13 +57,18 @@ def cyclegen_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "cyclegen"]
 
 
+def recipe_of(job: Job) -> Path:
+    family, _, variant = job.family.partition("-")
+    return RECIPES / f"{family}_{job.dataset}{'_' + variant if variant else ''}.toml"
+
+
 def run_one(job: Job, workdir: Path, steps: int | None) -> dict[str, float]:
     """Train one recipe for one seed; return its G metrics plus the wall time in seconds."""
     out = workdir / f"{job.family}_{job.dataset}_seed{job.seed}"
     if out.exists():
         shutil.rmtree(out)  # a fresh run, never a resume
     command = [
-        *cyclegen_command(), "run", str(RECIPES / f"{job.family}_{job.dataset}.toml"),
+        *cyclegen_command(), "run", str(recipe_of(job)),
         "--out", str(out), "--set", f"seed={job.seed}", "--set", "train.threads=1",
     ]
     if steps is not None:
@@ -98,13 +105,14 @@ def markdown_table(results: dict[Job, dict[str, float]], families: list[str], da
             runs = [r for job, r in results.items() if job.family == family and job.dataset == dataset]
             cells = [summary_cell([r[key] for r in runs], decimals) for key, _, decimals in COLUMNS]
             lines.append(f"| {dataset} | {family} | {len(runs)} | " + " | ".join(cells) + " |")
-    if "aegan" in families:
-        lines += ["", "| dataset | AEGAN seed | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
-                  "|---|---|" + "---|" * len(COLUMNS)]
-        for job, r in sorted(results.items(), key=lambda item: (item[0].dataset, item[0].seed)):
-            if job.family == "aegan":
+    if any(family.startswith("aegan") for family in families):
+        lines += ["", "| dataset | family | seed | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+                  "|---|---|---|" + "---|" * len(COLUMNS)]
+        ordered = sorted(results.items(), key=lambda item: (item[0].dataset, item[0].family, item[0].seed))
+        for job, r in ordered:
+            if job.family.startswith("aegan"):
                 cells = [f"{r[key]:.{decimals}f}" for key, _, decimals in COLUMNS]
-                lines.append(f"| {job.dataset} | {job.seed} | " + " | ".join(cells) + " |")
+                lines.append(f"| {job.dataset} | {job.family} | {job.seed} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

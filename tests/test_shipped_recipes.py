@@ -12,8 +12,9 @@ from cyclegen.trainer import Trainer
 from tests.test_images import half_and_half
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-ANIME = sorted(RECIPES.glob("*_anime*.toml"))
-TOY = sorted(set(RECIPES.glob("*.toml")) - set(ANIME))
+CYCLEGAN = sorted(RECIPES.glob("cyclegan_*.toml"))
+ANIME = sorted(set(RECIPES.glob("*_anime*.toml")) - set(CYCLEGAN))
+TOY = sorted(set(RECIPES.glob("*.toml")) - set(ANIME) - set(CYCLEGAN))
 
 
 @pytest.fixture(scope="module")
