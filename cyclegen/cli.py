@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -133,7 +134,8 @@ def sample(
     elif out.suffix == ".safetensors":
         save_file({"samples": outputs.contiguous()}, str(out))
     else:
-        exp.graph.domains[target].show(outputs, out)
+        with displaying():
+            exp.graph.domains[target].show(outputs, out)
     console.print(f"wrote {n} samples of {name} ({source} -> {target}) to {out}", highlight=False)
 
 
@@ -201,7 +203,8 @@ def reconstruct(
     batch = _read(exp, enc, inputs)
     codes = map_in_chunks(exp.graph.mappers[enc], batch, exp.device)
     outputs = map_in_chunks(exp.graph.mappers[dec], codes, exp.device)
-    exp.graph.domains[exp.graph.mapper_ends[enc][0]].show_pairs(batch, outputs, out)
+    with displaying():
+        exp.graph.domains[exp.graph.mapper_ends[enc][0]].show_pairs(batch, outputs, out)
     console.print(f"wrote {len(batch)} reconstructions to {out}", highlight=False)
 
 
@@ -221,7 +224,8 @@ def translate(
     batch = _read(exp, name, inputs, limit)
     outputs = map_in_chunks(exp.graph.mappers[name], batch, exp.device)
     source, target = exp.graph.mapper_ends[name]
-    exp.graph.domains[target].show_pairs(batch, outputs, out)
+    with displaying():
+        exp.graph.domains[target].show_pairs(batch, outputs, out)
     console.print(f"wrote {len(batch)} translations by {name} ({source} -> {target}) to {out}", highlight=False)
 
 
@@ -262,8 +266,18 @@ def interpolate(
         count = min(rows, len(batch) - 1)
         grid = interpolate_images(exp.graph, enc, dec, batch[:count], batch[1 : count + 1], steps, exp.device)
         columns = steps + 2
-    exp.graph.domains[data].show(grid, out, columns=columns)
+    with displaying():
+        exp.graph.domains[data].show(grid, out, columns=columns)
     console.print(f"wrote {len(grid) // columns} interpolation row(s) to {out}", highlight=False)
+
+
+@contextmanager
+def displaying() -> Iterator[None]:
+    """A domain without pictures (a plugin need not draw) is a user error, not a traceback."""
+    try:
+        yield
+    except NotImplementedError as exc:
+        raise CycleGenError(f"{exc}; `cyclegen sample` can write raw tensors (--out x.npy or x.safetensors)") from None
 
 
 def _read(exp: Experiment, mapper: str, inputs: list[Path], limit: int | None = None) -> torch.Tensor:

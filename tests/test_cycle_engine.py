@@ -169,6 +169,9 @@ class Views(Domain):
     def held_out(self):
         return self.keys, self.test
 
+    def read(self, paths, limit=None):
+        return torch.cat([torch.load(p) for p in paths])[:limit]
+
     def pair_metrics(self):
         return [MeanAbs()]
 
@@ -203,3 +206,16 @@ def test_eval_scores_translations_against_true_pairs(tmp_path: Path) -> None:
 def test_domains_without_keys_get_no_translation_section(tmp_path: Path) -> None:
     run = train(write_recipe(tmp_path, cyclegan_data(steps=8)), tmp_path / "run")
     assert not any("true pairs" in section for section in run.evaluate())
+
+
+def test_commands_on_a_domain_without_pictures_fail_clearly(tmp_path: Path) -> None:
+    (tmp_path / "views.py").write_text(PAIRED_PLUGIN)
+    data = cyclegan_data(steps=8)
+    data["plugins"] = ["views.py"]
+    data["domains"] = {"a": {"type": "views"}, "b": {"type": "views", "scale": 3.0}}
+    train(write_recipe(tmp_path, data), tmp_path / "run")
+    inputs = tmp_path / "points.pt"
+    torch.save(torch.randn(5, 2), inputs)
+    result = CliRunner().invoke(app, ["translate", str(tmp_path / "run"), "--mapper", "F", str(inputs)])
+    assert result.exit_code == 1, result.output
+    assert "domain 'b' cannot display samples; `cyclegen sample` can write raw tensors" in result.output
