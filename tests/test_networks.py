@@ -54,6 +54,8 @@ def aegan(latent: int, image: Domain, width: float = 1.0) -> tuple[nn.Module, nn
 )
 def test_parameter_counts_match_the_reference(latent: int, expected: tuple[int, ...]) -> None:
     assert tuple(count(net) for net in aegan(latent, Images(64))) == expected
+    plain = AEGANGenerator(Gaussian("z", dim=latent), Images(64), fused_upsample=False)
+    assert count(plain) == expected[0]  # fusing the upsampling changes the arithmetic, not the parameters
 
 
 @pytest.mark.parametrize("width", [1.0, 0.25])
@@ -240,6 +242,10 @@ def test_components_are_registered_with_their_options() -> None:
     image, z = Images(32), Gaussian("z", dim=8)
     g = REGISTRY.build("mapper", "aegan-generator", "mappers.G", {"width": 0.25}, source=z, target=image)
     assert isinstance(g, AEGANGenerator)
+    assert [stage.fused for stage in g.stages] == [True, True, True, False, False]  # 32 px: three 2x stages
+    options = {"fused_upsample": False}
+    plain = REGISTRY.build("mapper", "aegan-generator", "mappers.G", options, source=z, target=image)
+    assert not any(stage.fused for stage in plain.stages)
     for kind, name, context in [
         ("mapper", "aegan-encoder", {"source": image, "target": z}),
         ("critic", "aegan-image-critic", {"domain": image}),

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cyclegen import Critic, Domain, Mapper
+from cyclegen_aegan.fused import FusedUpsampleConv2d
 from cyclegen_aegan.layers import (
     KERAS_EPS,
     ChannelLayerNorm,
@@ -44,22 +45,31 @@ def with_code(features: Tensor, code: Tensor) -> Tensor:
 
 
 class UpStage(nn.Module):
-    """One G stage: nearest upsample, then conv 4x4 -> LayerNorm -> ReLU."""
+    """One G stage: nearest upsample, then conv 4x4 -> LayerNorm -> ReLU.
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int) -> None:
+    `fused` runs the upsample and conv as one exact FusedUpsampleConv2d on the low-res
+    features (same parameters); the plain path is the reference it is tested against.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int, fused: bool = True) -> None:
         super().__init__()
         self.factor = factor
-        self.conv = SameConv2d(in_channels, out_channels, 4)
+        self.fused = fused and factor > 1
+        if self.fused:
+            self.conv: SameConv2d = FusedUpsampleConv2d(in_channels, out_channels, 4, factor)
+        else:
+            self.conv = SameConv2d(in_channels, out_channels, 4)
         self.norm = ChannelLayerNorm(out_channels)
 
     def forward(self, features: Tensor, code: Tensor) -> Tensor:
-        # Upsampling before tiling the code is the same as upsampling the concatenation, cheaper.
-        if self.factor > 1:
+        # The code is constant over the grid, so tiling it before or after upsampling is the
+        # same: the plain path tiles after (cheaper), the fused conv needs it at low res.
+        if self.factor > 1 and not self.fused:
             features = F.interpolate(features, scale_factor=self.factor, mode="nearest")
         return torch.relu(self.norm(self.conv(with_code(features, code))))
 
     def extra_repr(self) -> str:
-        return f"factor={self.factor}"
+        return f"factor={self.factor}, fused={self.fused}"
 
 
 class AEGANGenerator(Mapper):
@@ -67,9 +77,13 @@ class AEGANGenerator(Mapper):
 
     Dense(1024) -> LN -> ReLU reshaped to 4x4x64, then five upsample+conv stages each fed
     the tiled output of a latent branch Dense(64) -> LN -> ReLU, then conv to the image, tanh.
+    `fused_upsample` computes each upsample+conv exactly on the low-res input (see fused.py);
+    off, G runs the plain reference arithmetic. Both hold the same parameters.
     """
 
-    def __init__(self, source: Domain, target: Domain, width: float = 1.0) -> None:
+    def __init__(
+        self, source: Domain, target: Domain, width: float = 1.0, fused_upsample: bool = True
+    ) -> None:
         super().__init__(source, target)
         latent = latent_dim(source.shape)
         channels, size = image_shape(target.shape)
@@ -80,7 +94,7 @@ class AEGANGenerator(Mapper):
         self.branch = nn.Sequential(nn.Linear(latent, code), nn.LayerNorm(code, eps=KERAS_EPS), nn.ReLU())
         stages, previous = [], self.grid_channels
         for factor, out in zip(GENERATOR_FACTORS[size], GENERATOR_CHANNELS):
-            stages.append(UpStage(previous + code, scaled(out, width), factor))
+            stages.append(UpStage(previous + code, scaled(out, width), factor, fused_upsample))
             previous = scaled(out, width)
         self.stages = nn.ModuleList(stages)
         self.output = SameConv2d(previous + code, channels, 4)
