@@ -1,8 +1,10 @@
 """Checkpoints: safetensors files written atomically, holding everything a resume needs.
 
 A checkpoint stores weights, optimiser states, the step and every random stream, so that
-resuming continues bit for bit. Non-tensor state (optimiser hyperparameters, plugin
-versions, the resolved recipe) lives in the safetensors metadata as JSON. No pickle.
+resuming continues bit for bit. Non-tensor state (optimiser hyperparameters, the fp16
+gradient scalers, plugin versions, the resolved recipe) lives in the safetensors metadata as
+JSON. No pickle. Tensors are saved contiguous, so channels-last and compiled runs write the
+same checkpoints as default ones.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def trainer_state(trainer: Trainer, extra_meta: dict[str, Any]) -> tuple[dict[st
         "format": FORMAT,
         "step": trainer.step_count,
         "optim_param_groups": param_groups,
+        "grad_scalers": {name: scaler.state_dict() for name, scaler in trainer.scalers.items()},
         **extra_meta,
     }
     cpu = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
@@ -146,6 +149,7 @@ def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
                 index, entry = key[len(prefix) :].split(".", 1)
                 state.setdefault(int(index), {})[entry] = value
         group.optimizer.load_state_dict({"state": state, "param_groups": param_groups[group.name]})
+    restore_scalers(trainer, checkpoint)
     torch.set_rng_state(tensors["rng.torch"])
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and trainer.device.type == "cuda":
@@ -159,6 +163,18 @@ def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
             raise CheckpointError(f"{checkpoint.path}: holds no sample history for critic history {index}")
         history.load(state, trainer.device)
     trainer.step_count = checkpoint.step
+
+
+def restore_scalers(trainer: Trainer, checkpoint: Checkpoint) -> None:
+    """Load the fp16 gradient scalers' scales and growth counters, so resume stays exact.
+
+    A checkpoint of a run in another precision has none for this trainer's scalers; they then
+    start afresh, as precision may change between runs (checkpoints are interchangeable).
+    """
+    saved = checkpoint.meta.get("grad_scalers", {})
+    for name, scaler in trainer.scalers.items():
+        if name in saved:
+            scaler.load_state_dict(saved[name])
 
 
 def load_weights(networks: dict[str, torch.nn.Module], checkpoint: Checkpoint) -> None:

@@ -318,11 +318,12 @@ def _print_graph(exp: Experiment) -> None:
     for term in graph.terms:
         terms.add_row(term.label, f"{term.weight:g}")
     console.print(terms)
-    s = recipe.schedule
+    s, train = recipe.schedule, recipe.train
     console.print(
         f"schedule: {s.critic_steps or graph.adversarial.preferred_critic_steps} critic round(s) "
         f"({s.critic_batches} batches, fakes in {s.fakes} mode), {s.mapper_steps} mapper update(s) per step; "
-        f"{recipe.train.steps} steps at batch {recipe.train.batch_size}",
+        f"{train.steps} steps at batch {train.batch_size}, precision {train.precision}, "
+        f"channels_last {'on' if train.channels_last else 'off'}, compile {'on' if train.compile else 'off'}",
         highlight=False,
     )
     histories = [f"{name} keeps {spec.history}" for name, spec in recipe.critics.items() if spec.history]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ import torch
 from cyclegen.errors import CycleGenError, RecipeError
 from cyclegen.graph import Graph, build_graph
 from cyclegen.plugins import Plugins, load_plugins
-from cyclegen.recipe import Recipe, parse_recipe, read_recipe
+from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
 from cyclegen.toml_writer import dumps
+from cyclegen.trainer import AUTOCAST_DTYPES
 
 RUN_RECIPE = "recipe.toml"
 
@@ -30,7 +32,8 @@ class Experiment:
 
 
 def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
-    """Load plugins (including the recipe's local ones), validate and build the recipe.
+    """Load plugins (including the recipe's local ones), validate and build the recipe, and
+    check that the device can train it as `[train]` asks.
 
     Local plugin files are made absolute, so the resolved recipe works from any folder.
     """
@@ -40,7 +43,9 @@ def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
     specs = raw.get("plugins", [])
     if isinstance(specs, list):  # anything else is reported by validation
         raw["plugins"] = [_absolute(spec, base) if isinstance(spec, str) else spec for spec in specs]
-    return _build(raw, str(path))
+    experiment = _build(raw, str(path))
+    check_training(experiment.recipe.train, experiment.device)
+    return experiment
 
 
 def open_run(run_dir: Path) -> Experiment:
@@ -58,6 +63,48 @@ def _build(raw: dict[str, Any], source: str) -> Experiment:
     for i, name in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
         plugins.registry.get("metric", name, f"eval.metrics[{i}]")
     return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
+
+
+def check_training(train: TrainSpec, device: torch.device) -> None:
+    """Refuse precision or compile settings this device or Python cannot train with.
+
+    Only training needs them (commands on a trained run evaluate in float32), so runs are
+    checked when opened from a recipe, not from a run directory.
+    """
+    check_precision(train.precision, device)
+    if train.compile:
+        check_compile()
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """Fail before training where `device` cannot autocast (or loss-scale) in `precision`:
+    torch would only warn and silently train in float32."""
+    dtype = AUTOCAST_DTYPES[precision]
+    if dtype is None:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            torch.autocast(device.type, dtype=dtype)
+            torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        except (RuntimeError, UserWarning) as exc:
+            other = ' or "fp16"' if precision == "bf16" else ""
+            raise RecipeError(
+                f"train.precision: {precision!r} is not supported on the {device.type} device ({exc}); "
+                f'use "fp32"{other}, or another train.device'
+            ) from None
+
+
+def check_compile() -> None:
+    """torch.compile refuses some Python builds when first asked; say so before training."""
+    try:
+        torch.compile(_identity)
+    except RuntimeError as exc:
+        raise RecipeError(f"train.compile: {exc}; set train.compile = false") from None
+
+
+def _identity(x: object) -> object:
+    return x
 
 
 def _absolute(spec: str, base: Path) -> str:

@@ -35,14 +35,17 @@ class OptimGroup:
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
-    def step(self) -> None:
+    def step(self, scaler: torch.amp.GradScaler) -> None:
+        """Clip and update. Gradients are unscaled first, so clipping sees their true norms;
+        the scaler skips the update when they hold inf or NaN (fp16 overflow)."""
+        scaler.unscale_(self.optimizer)
         if self.clip.per_tensor is not None:
             grads = [p.grad for p in self.params if p.grad is not None]
             if grads:
                 clip_per_tensor(grads, self.clip.per_tensor)
         if self.clip.global_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip.global_norm)
-        self.optimizer.step()
+        scaler.step(self.optimizer)
 
 
 def clip_per_tensor(grads: list[torch.Tensor], max_norm: float) -> None:

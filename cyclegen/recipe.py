@@ -206,6 +206,26 @@ class TrainSpec(Strict):
     )
     keep_checkpoints: int = Field(default=3, ge=1, description="How many of the newest checkpoints are kept.")
     sample_count: int = Field(default=64, ge=1, description="Samples in each sample picture.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="fp32",
+        description="The precision networks run in while training: `bf16` and `fp16` run mappers and "
+        "critics under autocast (losses and penalties stay float32); `fp16` also scales the losses "
+        "(one gradient scaler for the mappers, one per critic group; a step with inf/NaN gradients "
+        "is skipped and the scale lowered). Evaluation, samples and commands run in float32.",
+    )
+    channels_last: bool = Field(
+        default=False,
+        description="Store the networks' 4-D weights and 4-D input batches channels-last (NHWC), "
+        "which convolutions run faster in on recent GPUs, mostly with bf16/fp16; checkpoints are "
+        "the same either way.",
+    )
+    compile: bool = Field(
+        default=False,
+        description="Compile every mapper and critic with `torch.compile` (on its first call, so the "
+        "first steps are slow); checkpoints are the same either way. Gradient penalties (`wgan-gp`, "
+        "`r1`) need a double backward, which compiled code lacks, so they run the critic eagerly; "
+        "samples and evaluation run eagerly too.",
+    )
 
 
 class EvalSpec(Strict):

@@ -103,7 +103,7 @@ class Run:
             self.exp.graph, self.recipe.seed, train.sample_count, self.exp.device, self.dir / "samples"
         )
         if trainer.step_count == 0 and train.sample_every:
-            sampler.write(0)
+            self.write_samples(sampler, 0)
         reporter = Reporter(train.steps, trainer.step_count, self.console)
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
@@ -119,7 +119,7 @@ class Run:
                     if train.checkpoint_every and step % train.checkpoint_every == 0:
                         self.checkpoint()
                     if train.sample_every and step % train.sample_every == 0:
-                        sampler.write(step)
+                        self.write_samples(sampler, step)
                     reporter.update(step, shown)
         finally:
             reporter.close()
@@ -127,9 +127,14 @@ class Run:
         self.checkpoint()
         if self.stop_requested:
             return RunResult(self.dir, trainer.step_count, True)
-        samples = sampler.write(trainer.step_count)
+        samples = self.write_samples(sampler, trainer.step_count)
         metrics = self.evaluate()
         return RunResult(self.dir, trainer.step_count, False, samples, metrics)
+
+    def write_samples(self, sampler: SampleWriter, step: int) -> list[Path]:
+        """Sample pictures, from eager networks: compiling for a rare call costs more than it saves."""
+        with self.trainer.eager():
+            return sampler.write(step)
 
     # -- logging and non-finite detection -------------------------------------------------
 
@@ -177,14 +182,16 @@ class Run:
     # -- evaluation -----------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, dict[str, float]]:
-        metrics = evaluate(
-            self.exp.graph,
-            self.exp.plugins.registry,
-            self.recipe.eval.metrics,
-            self.recipe.eval.samples,
-            self.recipe.seed,
-            self.exp.device,
-        )
+        """The final evaluation, in float32 and with eager networks (as `cyclegen eval` runs it)."""
+        with self.trainer.eager():
+            metrics = evaluate(
+                self.exp.graph,
+                self.exp.plugins.registry,
+                self.recipe.eval.metrics,
+                self.recipe.eval.samples,
+                self.recipe.seed,
+                self.exp.device,
+            )
         (self.dir / "eval.json").write_text(metrics_json(metrics) + "\n")
         return metrics
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +13,9 @@ from cyclegen.graph import Graph, Path, Term, domain_generator
 from cyclegen.history import SampleHistory
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
+
+#: The autocast dtype of each `train.precision`; None runs in float32 without autocast.
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -37,20 +40,46 @@ def eval_mode(modules: list[nn.Module]) -> Iterator[None]:
             m.train(was)
 
 
+def prepare_networks(networks: Iterable[nn.Module], channels_last: bool, compiled: bool) -> None:
+    """Convert 4-D weights to channels-last and compile, in place, as `[train]` asks.
+
+    `Module.compile` compiles lazily (on the first call) and, unlike wrapping in
+    `torch.compile(module)`, keeps the state_dict keys, so checkpoints stay interchangeable
+    between compiled and eager runs.
+    """
+    for net in networks:
+        if channels_last:
+            net.to(memory_format=torch.channels_last)
+        if compiled:
+            net.compile()
+
+
 class Trainer:
     """Owns the optimisers and random streams; `step()` performs one scheduled step.
 
     Mapper losses are backpropagated into mapper parameters only (`backward(inputs=...)`):
     gradients flow through the critics, which get neither gradients nor updates from it.
     Critics see generated samples computed without a graph, so no gradient reaches a mapper.
+
+    Networks run under autocast at `train.precision`; what leaves them for a loss, a history
+    or a critic update is cast to float32, so no loss is reduced in half precision. Every
+    backward has its gradient scaler (enabled for fp16 only): one for the mapper phase, which
+    backpropagates all mapper groups at once, and one per critic group.
     """
 
     def __init__(self, graph: Graph, recipe: Recipe, device: torch.device) -> None:
         self.graph = graph.to(device)
         self.recipe = recipe
         self.device = device
-        self.batch_size = recipe.train.batch_size
+        train = recipe.train
+        self.batch_size = train.batch_size
+        self.autocast_dtype = AUTOCAST_DTYPES[train.precision]
+        self.channels_last = train.channels_last
+        self.compiled = train.compile
+        prepare_networks(graph.networks.values(), train.channels_last, train.compile)
         self.mapper_groups, self.critic_groups = build_optim_groups(graph, recipe.optim)
+        self.mapper_scaler = self.new_scaler()
+        self.critic_scalers = {group.name: self.new_scaler() for group in self.critic_groups}
         self.mapper_params = [p for g in self.mapper_groups for p in g.params]
         self.generators = {name: domain_generator(recipe.seed, name) for name in graph.domains}
         schedule = recipe.schedule
@@ -71,10 +100,31 @@ class Trainer:
         self.step_count = 0
         self.loss_names = [f"critic {name}" for name in graph.critics] + [t.label for t in graph.terms]
 
+    def new_scaler(self) -> torch.amp.GradScaler:
+        """A gradient scaler for one backward; disabled (a pass-through) unless training in fp16."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.recipe.train.precision == "fp16")
+
+    def autocast(self) -> AbstractContextManager[object]:
+        """The region networks run in: autocast to the recipe's precision; for fp32 none at all
+        (entering even a disabled autocast costs microseconds per network call)."""
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def eager(self) -> AbstractContextManager[object]:
+        """Run compiled networks eagerly: for the penalties' double backward, which compiled
+        code does not support, and for samples and evaluation, not worth compiling."""
+        return torch.compiler.set_stance("force_eager") if self.compiled else nullcontext()
+
     def draw(self, domain: str) -> Tensor:
-        """A training batch of `domain` from its own random stream, on the device."""
+        """A training batch of `domain` from its own random stream, on the device.
+
+        Image batches (4-D) are made channels-last when the networks are, so that convolutions
+        need no layout conversion.
+        """
         batch = self.graph.domains[domain].batch(self.batch_size, self.generators[domain], "train")
-        return batch.to(self.device, non_blocking=True)
+        layout = torch.channels_last if self.channels_last and batch.dim() == 4 else torch.preserve_format
+        return batch.to(self.device, non_blocking=True, memory_format=layout)
 
     def draw_inputs(self, paths: list[Path]) -> dict[str, Tensor]:
         return {start: self.draw(start) for start in dict.fromkeys(p.start for p in paths)}
@@ -100,10 +150,12 @@ class Trainer:
         return [totals[name] / self.critic_steps for name in self.graph.critics]
 
     def make_fakes(self) -> dict[Path, Tensor]:
+        """Each fake path's output, without a graph, in float32 (histories store them)."""
         mappers = list(self.graph.mappers.values())
         eval_fakes = self.recipe.schedule.fakes == "eval"
-        with torch.no_grad(), eval_mode(mappers) if eval_fakes else nullcontext():
-            return self.graph.evaluate(self.fake_paths, self.draw_inputs(self.fake_paths))
+        with torch.no_grad(), eval_mode(mappers) if eval_fakes else nullcontext(), self.autocast():
+            fakes = self.graph.evaluate(self.fake_paths, self.draw_inputs(self.fake_paths))
+        return {path: fake.float() for path, fake in fakes.items()}
 
     def update_critic_group(self, group: OptimGroup, fakes: dict[Path, Tensor]) -> dict[str, Tensor]:
         """Update the critics of one optimiser group; returns each critic's logged loss.
@@ -112,6 +164,7 @@ class Trainer:
         """
         batches = {name: self.critic_batches(name, fakes) for name in group.networks}
         logged = {name: torch.zeros((), device=self.device) for name in group.networks}
+        scaler = self.critic_scalers[group.name]
         for k in range(max(len(b) for b in batches.values())):
             total = torch.zeros((), device=self.device)
             for name, sequence in batches.items():
@@ -120,8 +173,9 @@ class Trainer:
                     total = total + loss
                     logged[name] = logged[name] + loss.detach()
             group.zero_grad()
-            total.backward(inputs=group.params)
-            group.step()
+            scaler.scale(total).backward(inputs=group.params)
+            group.step(scaler)
+            scaler.update()
             for name in batches:
                 self.graph.adversarial.after_critic_step(self.graph.critics[name])
         return {name: logged[name] / len(self.critic_fake_paths[name]) for name in logged}
@@ -154,15 +208,26 @@ class Trainer:
         loss_fn = self.graph.adversarial
         loss = torch.zeros((), device=self.device)
         if batch.score_real:
-            loss = loss + max(1, len(batch.fakes)) * loss_fn.critic_real(critic(batch.real))
+            loss = loss + max(1, len(batch.fakes)) * loss_fn.critic_real(self.score(critic, batch.real))
         for fake in batch.fakes:
-            loss = loss + loss_fn.critic_fake(critic(fake))
-            penalty = loss_fn.penalty(critic, batch.real, fake)
-            if penalty is not None:
-                loss = loss + penalty
-            if self.graph.penalty is not None:
-                loss = loss + self.graph.penalty(critic, batch.real, fake)
+            loss = loss + loss_fn.critic_fake(self.score(critic, fake))
+            for penalty in self.penalties(critic, batch.real, fake):
+                loss = loss + penalty.float()
         return loss
+
+    def score(self, critic: nn.Module, samples: Tensor) -> Tensor:
+        """The critic's scores of `samples`, computed under autocast, in float32 for the loss."""
+        with self.autocast():
+            return critic(samples).float()
+
+    def penalties(self, critic: nn.Module, real: Tensor, fake: Tensor) -> list[Tensor]:
+        """The loss's own penalty and the recipe's, with the critic run under autocast (and
+        eagerly, since they differentiate its input gradients)."""
+        with self.autocast(), self.eager():
+            found = [self.graph.adversarial.penalty(critic, real, fake)]
+            if self.graph.penalty is not None:
+                found.append(self.graph.penalty(critic, real, fake))
+        return [penalty for penalty in found if penalty is not None]
 
     # -- mappers -------------------------------------------------------------------------
 
@@ -175,28 +240,36 @@ class Trainer:
             for group in self.mapper_groups:
                 group.zero_grad()
             total = sum(term.weight * loss for term, loss in zip(self.graph.terms, losses))
-            total.backward(inputs=self.mapper_params)
+            self.mapper_scaler.scale(total).backward(inputs=self.mapper_params)
             for group in self.mapper_groups:
-                group.step()
+                group.step(self.mapper_scaler)
+            self.mapper_scaler.update()
             totals = [t + loss.detach() for t, loss in zip(totals, losses)]
         return [t / steps for t in totals]
 
     def term_losses(self, inputs: dict[str, Tensor]) -> list[Tensor]:
         """Each term's unweighted loss on `inputs`, evaluating shared path prefixes once."""
-        outputs = self.graph.evaluate(self.term_paths, inputs)
+        with self.autocast():
+            outputs = self.graph.evaluate(self.term_paths, inputs)
         return [self.term_loss(term, inputs, outputs) for term in self.graph.terms]
 
     def term_loss(self, term: Term, inputs: dict[str, Tensor], outputs: dict[Path, Tensor]) -> Tensor:
         if term.critic is not None:
-            return self.graph.adversarial.mapper(self.graph.critics[term.critic](outputs[term.path]))
+            return self.graph.adversarial.mapper(self.score(self.graph.critics[term.critic], outputs[term.path]))
         assert term.loss is not None
-        return term.loss(inputs[term.path.start], outputs[term.path])
+        return term.loss(inputs[term.path.start].float(), outputs[term.path].float())
 
     # -- state ---------------------------------------------------------------------------
 
     @property
     def groups(self) -> list[OptimGroup]:
         return [*self.mapper_groups, *self.critic_groups]
+
+    @property
+    def scalers(self) -> dict[str, torch.amp.GradScaler]:
+        """The enabled gradient scalers by checkpoint name: the mapper phase's, each critic group's."""
+        named = {"mappers": self.mapper_scaler, **{f"critic/{n}": s for n, s in self.critic_scalers.items()}}
+        return {name: scaler for name, scaler in named.items() if scaler.is_enabled()}
 
 
 def _unique(paths: object) -> list[Path]:
