@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from cyclegen.distributed import seed_rank, set_process_rng
 from cyclegen.errors import CheckpointError
 from cyclegen.trainer import Trainer
 
@@ -41,7 +42,10 @@ class Checkpoint:
         return int(self.meta["step"])
 
 
-def trainer_state(trainer: Trainer, extra_meta: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def trainer_state(
+    trainer: Trainer, extra_meta: dict[str, Any], other_ranks: list[dict[str, torch.Tensor]] = ()
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Everything a resume needs; `other_ranks` holds the random streams of ranks 1.. under torchrun."""
     tensors: dict[str, torch.Tensor] = {}
     for name, net in trainer.graph.networks.items():
         for key, value in net.state_dict().items():
@@ -57,6 +61,9 @@ def trainer_state(trainer: Trainer, extra_meta: dict[str, Any]) -> tuple[dict[st
     if torch.cuda.is_available() and trainer.device.type == "cuda":
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = state
+    for rank, states in enumerate(other_ranks, start=1):
+        for key, value in states.items():
+            tensors[f"rng.rank{rank}.{key}"] = value
     for name, generator in trainer.generators.items():
         tensors[f"rng.domain.{name}"] = generator.get_state()
     for index, history in enumerate(trainer.histories.values()):
@@ -73,10 +80,16 @@ def trainer_state(trainer: Trainer, extra_meta: dict[str, Any]) -> tuple[dict[st
     return cpu, {k: json.dumps(v) for k, v in meta.items()}
 
 
-def save_checkpoint(directory: Path, trainer: Trainer, extra_meta: dict[str, Any], keep: int) -> Path:
+def save_checkpoint(
+    directory: Path,
+    trainer: Trainer,
+    extra_meta: dict[str, Any],
+    keep: int,
+    other_ranks: list[dict[str, torch.Tensor]] = (),
+) -> Path:
     """Write `step-N.safetensors` via a temporary file and rename, then prune old ones."""
     directory.mkdir(parents=True, exist_ok=True)
-    tensors, meta = trainer_state(trainer, extra_meta)
+    tensors, meta = trainer_state(trainer, extra_meta, other_ranks)
     path = directory / f"step-{trainer.step_count:09d}.safetensors"
     atomic_write(path, save_bytes(tensors, metadata=meta))
     atomic_write(directory / LATEST, path.name.encode())
@@ -154,6 +167,8 @@ def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
     cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda_states and trainer.device.type == "cuda":
         torch.cuda.set_rng_state_all(cuda_states)
+    if trainer.ranks.rank:
+        restore_rank_rng(trainer, checkpoint)
     for name, generator in trainer.generators.items():
         generator.set_state(tensors[f"rng.domain.{name}"])
     for index, history in enumerate(trainer.histories.values()):
@@ -163,6 +178,17 @@ def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
             raise CheckpointError(f"{checkpoint.path}: holds no sample history for critic history {index}")
         history.load(state, trainer.device)
     trainer.step_count = checkpoint.step
+
+
+def restore_rank_rng(trainer: Trainer, checkpoint: Checkpoint) -> None:
+    """A rank > 0 takes back its own noise stream; from a checkpoint saved by fewer
+    processes it starts a fresh one, derived from the seed, its rank and the step."""
+    prefix = f"rng.rank{trainer.ranks.rank}."
+    states = {k[len(prefix) :]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
+    if states:
+        set_process_rng(states, trainer.device)
+    else:
+        seed_rank(trainer.recipe.seed, trainer.ranks.rank, checkpoint.step)
 
 
 def restore_scalers(trainer: Trainer, checkpoint: Checkpoint) -> None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from safetensors.torch import save_file
 
+from cyclegen import distributed
 from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.errors import CycleGenError
 from cyclegen.evaluate import evaluate, map_in_chunks, metrics_json
@@ -63,12 +64,24 @@ def run(
     set_: SetOption = None,
     resume: Annotated[bool, typer.Option(help="Require a checkpoint in the run directory to resume from.")] = False,
 ) -> None:
-    """Train a recipe. Re-running into an existing run directory resumes it exactly."""
+    """Train a recipe. Re-running into an existing run directory resumes it exactly.
+
+    Under torchrun (`torchrun --nproc-per-node N -m cyclegen run RECIPE`) every process trains
+    its share of each global batch and rank 0 writes the run directory.
+    """
+    ranks = distributed.from_environment()
     exp = open_recipe(recipe, set_ or [])
+    exp.device = distributed.local_device(exp.device, ranks)
     run_dir = out or Path("runs") / exp.recipe.name
-    training = Run(exp, run_dir, console)
-    training.prepare(require_checkpoint=resume)
-    result = training.train()
+    distributed.start(ranks, exp.device)
+    try:
+        training = Run(exp, run_dir, console, ranks)
+        training.prepare(require_checkpoint=resume)
+        result = training.train()
+    finally:
+        distributed.stop()
+    if not ranks.is_main:
+        raise typer.Exit(130 if result.interrupted else 0)
     if result.interrupted:
         console.print(
             f"stopped at step {result.step}; checkpoint saved in {run_dir / 'checkpoints'}. "

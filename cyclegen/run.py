@@ -16,6 +16,7 @@ from rich.console import Console
 
 from cyclegen import __version__
 from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
+from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, gather_objects, mean_over_ranks, process_rng
 from cyclegen.errors import CycleGenError, NonFiniteLossError
 from cyclegen.evaluate import evaluate, metrics_json
 from cyclegen.experiment import RUN_RECIPE, Experiment
@@ -38,14 +39,20 @@ class RunResult:
 
 
 class Run:
-    """Trains an experiment into `run_dir`, resuming from its latest checkpoint if any."""
+    """Trains an experiment into `run_dir`, resuming from its latest checkpoint if any.
 
-    def __init__(self, experiment: Experiment, run_dir: Path, console: Console | None = None) -> None:
+    Under torchrun every rank trains and reads the run directory; only rank 0 writes to it.
+    """
+
+    def __init__(
+        self, experiment: Experiment, run_dir: Path, console: Console | None = None, ranks: Ranks = SINGLE
+    ) -> None:
         self.exp = experiment
         self.recipe = experiment.recipe
         self.dir = Path(run_dir)
-        self.console = console or Console()
-        self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device)
+        self.ranks = ranks
+        self.console = (console or Console()) if ranks.is_main else Console(quiet=True)
+        self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device, ranks)
         self.pending: list[tuple[int, torch.Tensor]] = []
         self.stop_requested = False
         self.saved_step: int | None = None
@@ -65,8 +72,12 @@ class Run:
         if checkpoint is not None:
             restore(self.trainer, checkpoint)
             self.saved_step = checkpoint.step
-            self._drop_log_after(checkpoint.step)
             self.console.print(f"resuming from {checkpoint.path} (step {checkpoint.step})", highlight=False)
+        barrier()  # every rank has read the directory before rank 0 changes it
+        if not self.ranks.is_main:
+            return
+        if checkpoint is not None:
+            self._drop_log_after(checkpoint.step)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "samples").mkdir(exist_ok=True)
         (self.dir / RUN_RECIPE).write_text(self.exp.resolved_toml())
@@ -101,7 +112,7 @@ class Run:
             torch.set_num_threads(train.threads)
         sampler = SampleWriter(
             self.exp.graph, self.recipe.seed, train.sample_count, self.exp.device, self.dir / "samples"
-        )
+        ) if self.ranks.is_main else None
         if trainer.step_count == 0 and train.sample_every:
             self.write_samples(sampler, 0)
         reporter = Reporter(train.steps, trainer.step_count, self.console)
@@ -109,7 +120,7 @@ class Run:
         self.window_step = trainer.step_count
         try:
             with self._graceful_interrupt():
-                while trainer.step_count < train.steps and not self.stop_requested:
+                while trainer.step_count < train.steps and not self.stopping():
                     losses = trainer.step()
                     step = trainer.step_count
                     self.pending.append((step, losses))
@@ -127,12 +138,22 @@ class Run:
         self.checkpoint()
         if self.stop_requested:
             return RunResult(self.dir, trainer.step_count, True)
+        if not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
+            return RunResult(self.dir, trainer.step_count, False)
         samples = self.write_samples(sampler, trainer.step_count)
         metrics = self.evaluate()
         return RunResult(self.dir, trainer.step_count, False, samples, metrics)
 
-    def write_samples(self, sampler: SampleWriter, step: int) -> list[Path]:
-        """Sample pictures, from eager networks: compiling for a rare call costs more than it saves."""
+    def stopping(self) -> bool:
+        """Ctrl-C seen by any rank stops all of them at the same step (one tiny all-reduce a
+        step under torchrun, none otherwise)."""
+        self.stop_requested = any_rank(self.stop_requested, self.exp.device)
+        return self.stop_requested
+
+    def write_samples(self, sampler: SampleWriter | None, step: int) -> list[Path]:
+        """Sample pictures (rank 0), from eager networks: compiling for a rare call costs more than it saves."""
+        if sampler is None:
+            return []
         with self.trainer.eager():
             return sampler.write(step)
 
@@ -146,7 +167,7 @@ class Run:
         if not self.pending:
             return None
         steps = [step for step, _ in self.pending]
-        stacked = torch.stack([losses for _, losses in self.pending]).cpu()
+        stacked = mean_over_ranks(torch.stack([losses for _, losses in self.pending])).cpu()
         self.pending.clear()
         bad = ~torch.isfinite(stacked)
         if bad.any():
@@ -161,6 +182,8 @@ class Run:
         rate = (steps[-1] - self.window_step) / (now - self.window_start)
         self.window_start, self.window_step = now, steps[-1]
         losses = dict(zip(self.trainer.loss_names, means))
+        if not self.ranks.is_main:
+            return losses
         lrs = {group.name: group.lr for group in self.trainer.groups}
         record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses, "lr": lrs}
         with open(self.dir / "metrics.jsonl", "a") as handle:
@@ -171,12 +194,17 @@ class Run:
         self.flush_log()  # never save weights that a non-finite loss has already spoiled
         if self.saved_step == self.trainer.step_count:
             return
+        rank_streams = gather_objects(process_rng(self.exp.device))
+        self.saved_step = self.trainer.step_count
+        if not self.ranks.is_main:
+            return
         meta: dict[str, Any] = {
             "cyclegen_version": __version__,
             "plugins": self.exp.plugins.versions(),
             "recipe": self.exp.data,
         }
-        save_checkpoint(self.checkpoint_dir, self.trainer, meta, self.recipe.train.keep_checkpoints)
+        keep = self.recipe.train.keep_checkpoints
+        save_checkpoint(self.checkpoint_dir, self.trainer, meta, keep, rank_streams[1:])
         self.saved_step = self.trainer.step_count
 
     # -- evaluation -----------------------------------------------------------------------

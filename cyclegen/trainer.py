@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from cyclegen.distributed import SINGLE, Ranks, average_gradients, own_shard, seed_rank, shard_size
 from cyclegen.graph import Graph, Path, Term, domain_generator
 from cyclegen.history import SampleHistory
 from cyclegen.optim import OptimGroup, build_optim_groups
@@ -67,12 +68,16 @@ class Trainer:
     backpropagates all mapper groups at once, and one per critic group.
     """
 
-    def __init__(self, graph: Graph, recipe: Recipe, device: torch.device) -> None:
+    def __init__(self, graph: Graph, recipe: Recipe, device: torch.device, ranks: Ranks = SINGLE) -> None:
         self.graph = graph.to(device)
         self.recipe = recipe
         self.device = device
+        self.ranks = ranks
         train = recipe.train
         self.batch_size = train.batch_size
+        shard_size(train.batch_size, ranks)
+        if ranks.rank:
+            seed_rank(recipe.seed, ranks.rank)
         self.autocast_dtype = AUTOCAST_DTYPES[train.precision]
         self.channels_last = train.channels_last
         self.compiled = train.compile
@@ -104,6 +109,12 @@ class Trainer:
         """A gradient scaler for one backward; disabled (a pass-through) unless training in fp16."""
         return torch.amp.GradScaler(self.device.type, enabled=self.recipe.train.precision == "fp16")
 
+    def average_gradients(self, params: list[nn.Parameter]) -> None:
+        """Under torchrun, the mean gradient over ranks (before unscaling and clipping, so
+        every rank clips, skips or steps alike and the weights stay identical)."""
+        if self.ranks.world_size > 1:
+            average_gradients(params, self.ranks.world_size)
+
     def autocast(self) -> AbstractContextManager[object]:
         """The region networks run in: autocast to the recipe's precision; for fp32 none at all
         (entering even a disabled autocast costs microseconds per network call)."""
@@ -123,6 +134,8 @@ class Trainer:
         need no layout conversion.
         """
         batch = self.graph.domains[domain].batch(self.batch_size, self.generators[domain], "train")
+        if self.ranks.world_size > 1:  # the whole global batch is drawn, so streams stay shared
+            batch = own_shard(batch, self.ranks)
         layout = torch.channels_last if self.channels_last and batch.dim() == 4 else torch.preserve_format
         return batch.to(self.device, non_blocking=True, memory_format=layout)
 
@@ -174,6 +187,7 @@ class Trainer:
                     logged[name] = logged[name] + loss.detach()
             group.zero_grad()
             scaler.scale(total).backward(inputs=group.params)
+            self.average_gradients(group.params)
             group.step(scaler)
             scaler.update()
             for name in batches:
@@ -241,6 +255,7 @@ class Trainer:
                 group.zero_grad()
             total = sum(term.weight * loss for term, loss in zip(self.graph.terms, losses))
             self.mapper_scaler.scale(total).backward(inputs=self.mapper_params)
+            self.average_gradients(self.mapper_params)
             for group in self.mapper_groups:
                 group.step(self.mapper_scaler)
             self.mapper_scaler.update()

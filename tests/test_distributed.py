@@ -1,0 +1,94 @@
+"""Data-parallel training under torchrun: 2 CPU processes with the gloo backend.
+
+Ranks must hold identical weights, match a single process at the same global batch, write
+the run directory once, and resume exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cyclegen.checkpoint import latest_checkpoint
+from tests.conftest import aegan_data, write_recipe
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def torchrun(*args: object) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = aegan_data(steps=8, batch_size=32, checkpoint_every=4, log_every=4, sample_every=4, threads=1)
+    return write_recipe(tmp_path_factory.mktemp("ddp"), data)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(recipe: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ranks")
+    torchrun(WORKER, recipe, root / "run", root)
+    return root
+
+
+def test_ranks_hold_identical_weights(two_ranks: Path) -> None:
+    rank0, rank1 = load_file(str(two_ranks / "rank0.safetensors")), load_file(str(two_ranks / "rank1.safetensors"))
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+
+
+def test_two_ranks_match_one_process_at_the_same_global_batch(recipe: Path, two_ranks: Path, tmp_path: Path) -> None:
+    from tests.test_run import all_weights, train
+
+    single = all_weights(train(recipe, tmp_path / "single"))
+    ranks = load_file(str(two_ranks / "rank0.safetensors"))
+    assert single.keys() == ranks.keys()
+    for key in single:
+        torch.testing.assert_close(ranks[key], single[key], rtol=1e-4, atol=1e-5, msg=key)
+    moved = sum(float((single[k] - ranks[k]).abs().max()) for k in single)
+    assert moved > 0  # float reductions differ a little: the ranks really trained apart
+
+
+def test_rank_zero_alone_writes_the_run_directory(two_ranks: Path) -> None:
+    run = two_ranks / "run"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [4, 8]  # one line per log step, not one per rank
+    assert sorted(p.name for p in (run / "checkpoints").glob("step-*")) == [
+        "step-000000004.safetensors", "step-000000008.safetensors"
+    ]
+    checkpoint = latest_checkpoint(run / "checkpoints")
+    assert checkpoint is not None and "rng.rank1.torch" in checkpoint.tensors
+    assert (run / "eval.json").is_file() and list((run / "samples").glob("G-fixed-step000000008.png"))
+
+
+def test_cli_under_torchrun_resumes_exactly(recipe: Path, two_ranks: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    torchrun("-m", "cyclegen", "run", recipe, "--out", run, "--set", "train.steps=4")
+    resumed = torchrun("-m", "cyclegen", "run", recipe, "--out", run)
+    assert "resuming from" in resumed.stdout and resumed.stdout.count("trained 8 steps") == 1
+    checkpoint = latest_checkpoint(run / "checkpoints")
+    straight = load_file(str(two_ranks / "rank0.safetensors"))
+    for key, value in straight.items():
+        name, rest = key.split(".", 1)
+        assert torch.equal(checkpoint.tensors[f"net.{name}.{rest}"], value), key
+
+
+def test_global_batch_must_split_evenly(tmp_path: Path) -> None:
+    path = write_recipe(tmp_path, aegan_data(steps=2, batch_size=33))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "cyclegen", "run", str(path), "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode != 0
+    assert "train.batch_size 33 is the global batch and must split evenly over 2 processes" in done.stdout + done.stderr
