@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.evaluate import map_in_chunks, translators, true_pairs
@@ -30,6 +31,7 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"
 RECIPE = ROOT / "recipes" / "cyclegan_anime_sketch_small.toml"
 MEAN_SAMPLES = 5000
 FIGURE_ROWS = 12
+FIGURE_ZOOM = 3  # 32-pixel faces are too small to judge at their own size
 
 
 def train(args: argparse.Namespace) -> float:
@@ -76,12 +78,12 @@ def score(exp: Experiment, mapper: str) -> dict[str, dict[str, float]]:
 
 
 def figure(exp: Experiment, mapper: str, path: Path) -> None:
-    """Rows of (input, translation, truth) for the first held-out faces."""
+    """Rows of (input, translation, truth) for the first held-out faces, enlarged."""
     inputs, truth = true_pairs(exp.graph, mapper, n=FIGURE_ROWS)
     outputs = map_in_chunks(exp.graph.mappers[mapper], inputs, exp.device)
     target = exp.graph.domains[exp.graph.mapper_ends[mapper][1]]
     triples = torch.stack([inputs.expand_as(truth), outputs, truth], 1).flatten(0, 1)
-    target.show(triples, path, columns=6)
+    target.show(F.interpolate(triples, scale_factor=FIGURE_ZOOM, mode="nearest"), path, columns=6)
 
 
 def main() -> None:
