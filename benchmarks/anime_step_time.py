@@ -1,8 +1,13 @@
-"""Seconds per E+G update of the full-size AEGAN reference recipe on this machine.
+"""Seconds per E+G update of the full-size AEGAN reference recipe, against the Keras reference.
 
 Times whole reference iterations (4 Dx + 4 Dz + 4 E+G updates) of recipes/aegan_anime.toml
-through the engine, and reports the iteration time / 4 (the figure the issue tracker quotes
-for the Keras reference) beside the time of the E+G updates alone. Medians over --repeats.
+through the engine and reports iteration time / 4, the figure the issue tracker quotes for
+the published Keras code on this kind of machine (2.9 s at batch 16, 4.9 s at batch 32).
+Variants run in the same process, alternating iteration by iteration so machine noise hits
+them alike: the plain generator (upsample, then 4x4 conv), the fused one (the default), and
+the fused one with channels-last tensors or bf16 autocast. The same architecture and
+parameter count throughout. It also counts the FLOPs of one iteration (torch's FLOP counter)
+and measures fp32 and bf16 matmul throughput in the same process, for achieved FLOP/s.
 
     python benchmarks/anime_step_time.py --batch 16 --batch 32
 """
@@ -15,50 +20,84 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from cyclegen.experiment import open_recipe
 from cyclegen.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"
+REFERENCE_S = {16: 2.9, 32: 4.9}  # Keras, 2-core CPU, per E+G update (issue 6)
+VARIANTS = {
+    "plain G": ["mappers.G.fused_upsample=false"],
+    "fused G": [],
+    "fused G, channels_last": ["train.channels_last=true"],
+    "fused G, bf16": ["train.precision='bf16'"],
+}
 
 
-def measure(batch: int, repeats: int, data: Path, overrides: list[str]) -> dict[str, float]:
+def trainer_for(batch: int, data: Path, overrides: list[str]) -> Trainer:
     exp = open_recipe(
         ROOT / "recipes" / "aegan_anime.toml",
         [f"domains.x.source={str(data)!r}", "train.device='cpu'", f"train.batch_size={batch}", *overrides],
     )
-    trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
-    trainer.step()  # warm-up: allocator and kernel selection
-    iterations, mapper_updates = [], []
+    return Trainer(exp.graph, exp.recipe, torch.device("cpu"))
+
+
+def iteration_seconds(trainer: Trainer) -> float:
+    start = time.perf_counter()
+    trainer.step()
+    return time.perf_counter() - start
+
+
+def iteration_flops(trainer: Trainer) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        trainer.step()
+    return counter.get_total_flops()
+
+
+def matmul_flops_per_s(dtype: torch.dtype, n: int = 2048, repeats: int = 9) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        trainer.critic_phase()
-        middle = time.perf_counter()
-        trainer.mapper_phase()
-        end = time.perf_counter()
-        iterations.append(end - start)
-        mapper_updates.append((end - middle) / exp.recipe.schedule.mapper_steps)
-    return {
-        "iteration_s": statistics.median(iterations),
-        "per_update_s": statistics.median(iterations) / exp.recipe.schedule.mapper_steps,
-        "eg_update_only_s": statistics.median(mapper_updates),
-    }
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, action="append", help="batch size (repeatable; default 16)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=5, help="timed iterations per variant")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| batch | iteration (s) | iteration / 4 (s) | E+G update alone (s) |")
-    print("|---|---|---|---|")
+    peak = {"fp32": matmul_flops_per_s(torch.float32), "bf16": matmul_flops_per_s(torch.bfloat16)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 2048^2 matmul: "
+          f"fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s\n")
+    print("| batch | variant | iteration (s) | per E+G update (s) | Keras reference (s) | speed-up vs Keras "
+          "| vs plain G | GFLOP / iteration | achieved GFLOP/s | % of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for batch in args.batch or [16]:
-        r = measure(batch, args.repeats, args.data, args.overrides)
-        print(f"| {batch} | {r['iteration_s']:.2f} | {r['per_update_s']:.2f} | {r['eg_update_only_s']:.2f} |")
+        trainers = {name: trainer_for(batch, args.data, VARIANTS[name]) for name in args.variants}
+        flops = {name: iteration_flops(t) for name, t in trainers.items()}  # also the warm-up
+        times: dict[str, list[float]] = {name: [] for name in trainers}
+        for _ in range(args.repeats):
+            for name, trainer in trainers.items():
+                times[name].append(iteration_seconds(trainer))
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        for name, seconds in medians.items():
+            update = seconds / 4
+            reference = REFERENCE_S.get(batch)
+            versus = f"{reference / update:.2f}x" if reference else "-"
+            plain = f"{medians['plain G'] / seconds:.2f}x" if "plain G" in medians else "-"
+            achieved = flops[name] / seconds
+            dtype = "bf16" if "bf16" in name else "fp32"
+            print(f"| {batch} | {name} | {seconds:.2f} | {update:.2f} | {reference or '-'} | {versus} | {plain} "
+                  f"| {flops[name] / 1e9:.0f} | {achieved / 1e9:.0f} | {100 * achieved / peak[dtype]:.0f}% |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 from cyclegen.distributed import SINGLE, Ranks, average_gradients, own_shard, seed_rank, shard_size
 from cyclegen.graph import Graph, Path, Term, domain_generator
 from cyclegen.history import SampleHistory
+from cyclegen.interfaces import AdversarialLoss
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
 
@@ -94,6 +96,16 @@ class Trainer:
             name: _unique(term.path for term in graph.adversarial_terms(name)) for name in graph.critics
         }
         self.term_paths = _unique(term.path for term in graph.terms)
+        # Per-step constants, computed once: the step runs every few milliseconds on small models.
+        self.fake_starts = _unique(path.start for path in self.fake_paths)
+        self.term_starts = _unique(path.start for path in self.term_paths)
+        self.mapper_list = list(graph.mappers.values())
+        self.critic_modules = dict(graph.critics.items())  # a plain dict: ModuleDict lookups are Python calls
+        self.eval_fakes = schedule.fakes == "eval"
+        self.joint_batches = schedule.critic_batches == "joint"
+        self.has_penalties = graph.penalty is not None or type(graph.adversarial).penalty is not AdversarialLoss.penalty
+        #: Term weights, None where 1: a multiply by 1 is an operation forward and backward for nothing.
+        self.term_weights = [None if term.weight == 1.0 else term.weight for term in graph.terms]
         self.histories = {
             (name, path): SampleHistory(
                 recipe.critics[name].history, domain_generator(recipe.seed, f"{name}/{path}", "history")
@@ -140,7 +152,10 @@ class Trainer:
         return batch.to(self.device, non_blocking=True, memory_format=layout)
 
     def draw_inputs(self, paths: list[Path]) -> dict[str, Tensor]:
-        return {start: self.draw(start) for start in dict.fromkeys(p.start for p in paths)}
+        return self.draw_starts(_unique(p.start for p in paths))
+
+    def draw_starts(self, starts: list[str]) -> dict[str, Tensor]:
+        return {start: self.draw(start) for start in starts}
 
     def step(self) -> Tensor:
         """Run one step; returns the detached losses in the order of `loss_names`."""
@@ -154,20 +169,18 @@ class Trainer:
     # -- critics -------------------------------------------------------------------------
 
     def critic_phase(self) -> list[Tensor]:
-        totals = {name: torch.zeros((), device=self.device) for name in self.graph.critics}
+        totals: dict[str, Tensor] = {}
         for _ in range(self.critic_steps):
             fakes = self.make_fakes()
             for group in self.critic_groups:
                 for name, loss in self.update_critic_group(group, fakes).items():
-                    totals[name] = totals[name] + loss
-        return [totals[name] / self.critic_steps for name in self.graph.critics]
+                    totals[name] = _plus(totals.get(name), loss)
+        return [_mean(totals[name], self.critic_steps) for name in self.graph.critics]
 
     def make_fakes(self) -> dict[Path, Tensor]:
         """Each fake path's output, without a graph, in float32 (histories store them)."""
-        mappers = list(self.graph.mappers.values())
-        eval_fakes = self.recipe.schedule.fakes == "eval"
-        with torch.no_grad(), eval_mode(mappers) if eval_fakes else nullcontext(), self.autocast():
-            fakes = self.graph.evaluate(self.fake_paths, self.draw_inputs(self.fake_paths))
+        with torch.no_grad(), eval_mode(self.mapper_list) if self.eval_fakes else nullcontext(), self.autocast():
+            fakes = self.graph.evaluate(self.fake_paths, self.draw_starts(self.fake_starts))
         return {path: fake.float() for path, fake in fakes.items()}
 
     def update_critic_group(self, group: OptimGroup, fakes: dict[Path, Tensor]) -> dict[str, Tensor]:
@@ -176,23 +189,24 @@ class Trainer:
         The logged loss is the real loss plus the mean fake loss, whichever batching is used.
         """
         batches = {name: self.critic_batches(name, fakes) for name in group.networks}
-        logged = {name: torch.zeros((), device=self.device) for name in group.networks}
+        logged: dict[str, Tensor] = {}
         scaler = self.critic_scalers[group.name]
         for k in range(max(len(b) for b in batches.values())):
-            total = torch.zeros((), device=self.device)
+            total: Tensor | None = None
             for name, sequence in batches.items():
                 if k < len(sequence):
-                    loss = self.critic_loss(self.graph.critics[name], sequence[k])
-                    total = total + loss
-                    logged[name] = logged[name] + loss.detach()
+                    loss = self.critic_loss(self.critic_modules[name], sequence[k])
+                    total = _plus(total, loss)
+                    logged[name] = _plus(logged.get(name), loss.detach())
+            assert total is not None
             group.zero_grad()
             scaler.scale(total).backward(inputs=group.params)
             self.average_gradients(group.params)
             group.step(scaler)
             scaler.update()
             for name in batches:
-                self.graph.adversarial.after_critic_step(self.graph.critics[name])
-        return {name: logged[name] / len(self.critic_fake_paths[name]) for name in logged}
+                self.graph.adversarial.after_critic_step(self.critic_modules[name])
+        return {name: _mean(logged[name], len(self.critic_fake_paths[name])) for name in logged}
 
     def critic_batches(self, name: str, fakes: dict[Path, Tensor]) -> list[CriticBatch]:
         """The batches each update of critic `name` trains on, in order.
@@ -204,7 +218,7 @@ class Trainer:
         domain = self.graph.critic_domains[name]
         paths = self.critic_fake_paths[name]
         shown = [self.shown_fakes(name, path, fakes[path]) for path in paths]
-        if self.recipe.schedule.critic_batches == "joint":
+        if self.joint_batches:
             return [CriticBatch(self.draw(domain), shown, score_real=True)]
         sequence = []
         for fake in shown:
@@ -220,13 +234,16 @@ class Trainer:
     def critic_loss(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
         """Real loss (weighted to balance the fake batches), fake losses and penalties."""
         loss_fn = self.graph.adversarial
-        loss = torch.zeros((), device=self.device)
-        if batch.score_real:
-            loss = loss + max(1, len(batch.fakes)) * loss_fn.critic_real(self.score(critic, batch.real))
+        loss: Tensor | None = None
+        if batch.score_real:  # weighted to balance the fake batches
+            count = len(batch.fakes)
+            loss = _weighted(loss_fn.critic_real(self.score(critic, batch.real)), count if count > 1 else None)
         for fake in batch.fakes:
-            loss = loss + loss_fn.critic_fake(self.score(critic, fake))
-            for penalty in self.penalties(critic, batch.real, fake):
-                loss = loss + penalty.float()
+            loss = _plus(loss, loss_fn.critic_fake(self.score(critic, fake)))
+            if self.has_penalties:
+                for penalty in self.penalties(critic, batch.real, fake):
+                    loss = loss + penalty.float()
+        assert loss is not None, "a critic batch scores real samples or holds fakes"
         return loss
 
     def score(self, critic: nn.Module, samples: Tensor) -> Tensor:
@@ -247,20 +264,24 @@ class Trainer:
 
     def mapper_phase(self) -> list[Tensor]:
         steps = self.recipe.schedule.mapper_steps
-        totals = [torch.zeros((), device=self.device) for _ in self.graph.terms]
+        totals: list[Tensor] = []
         for _ in range(steps):
-            inputs = self.draw_inputs(self.term_paths)
+            inputs = self.draw_starts(self.term_starts)
             losses = self.term_losses(inputs)
             for group in self.mapper_groups:
                 group.zero_grad()
-            total = sum(term.weight * loss for term, loss in zip(self.graph.terms, losses))
+            total: Tensor | None = None
+            for weight, loss in zip(self.term_weights, losses):
+                total = _plus(total, _weighted(loss, weight))
+            assert total is not None
             self.mapper_scaler.scale(total).backward(inputs=self.mapper_params)
             self.average_gradients(self.mapper_params)
             for group in self.mapper_groups:
                 group.step(self.mapper_scaler)
             self.mapper_scaler.update()
-            totals = [t + loss.detach() for t, loss in zip(totals, losses)]
-        return [t / steps for t in totals]
+            detached = [loss.detach() for loss in losses]
+            totals = [t + d for t, d in zip(totals, detached)] if totals else detached
+        return [_mean(t, steps) for t in totals]
 
     def term_losses(self, inputs: dict[str, Tensor]) -> list[Tensor]:
         """Each term's unweighted loss on `inputs`, evaluating shared path prefixes once."""
@@ -270,7 +291,7 @@ class Trainer:
 
     def term_loss(self, term: Term, inputs: dict[str, Tensor], outputs: dict[Path, Tensor]) -> Tensor:
         if term.critic is not None:
-            return self.graph.adversarial.mapper(self.score(self.graph.critics[term.critic], outputs[term.path]))
+            return self.graph.adversarial.mapper(self.score(self.critic_modules[term.critic], outputs[term.path]))
         assert term.loss is not None
         return term.loss(inputs[term.path.start].float(), outputs[term.path].float())
 
@@ -287,5 +308,22 @@ class Trainer:
         return {name: scaler for name, scaler in named.items() if scaler.is_enabled()}
 
 
-def _unique(paths: object) -> list[Path]:
-    return list(dict.fromkeys(paths))  # type: ignore[arg-type]
+def _unique(items: Iterable[Any]) -> list[Any]:
+    return list(dict.fromkeys(items))
+
+
+# Running sums and means of losses without starting from torch.zeros or dividing by 1: each of
+# those is an operation (and an allocation) per use, and the step uses them dozens of times.
+# The results are bit for bit the same: 0 + x == x, x / 1 == x and 1 * x == x.
+
+
+def _plus(total: Tensor | None, value: Tensor) -> Tensor:
+    return value if total is None else total + value
+
+
+def _mean(total: Tensor, count: int) -> Tensor:
+    return total if count == 1 else total / count
+
+
+def _weighted(loss: Tensor, weight: float | None) -> Tensor:
+    return loss if weight is None else weight * loss
