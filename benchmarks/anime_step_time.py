@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from cyclegen.allocator import keep_freed_memory
 from cyclegen.experiment import open_recipe
 from cyclegen.trainer import Trainer
 
@@ -74,9 +75,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed iterations per variant")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--default-malloc", action="store_true", help="leave glibc's allocator untuned")
     args = parser.parse_args()
+    tuned = not args.default_malloc and keep_freed_memory()  # as `cyclegen run` does on CPU
     peak = {"fp32": matmul_flops_per_s(torch.float32), "bf16": matmul_flops_per_s(torch.bfloat16)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; 2048^2 matmul: "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, allocator tuned: {tuned}; 2048^2 matmul: "
           f"fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s\n")
     print("| batch | variant | iteration (s) | per E+G update (s) | Keras reference (s) | speed-up vs Keras "
           "| vs plain G | GFLOP / iteration | achieved GFLOP/s | % of matmul |")

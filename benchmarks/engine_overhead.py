@@ -153,7 +153,8 @@ def aegan_settings(exp: Experiment) -> AEGANSettings:
             problems.append(
                 f"group {sorted(nets)}: the hand-written loop implements Adam, per-tensor clipping, constant lr"
             )
-        adam[key] = dict(lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay)
+        # fused=True: the same Adam kernel the engine picks on CPU and CUDA (cyclegen.optim.implementation).
+        adam[key] = dict(lr=spec.lr, betas=tuple(spec.betas), eps=spec.eps, weight_decay=spec.weight_decay, fused=True)
         clip[key] = spec.clip.per_tensor
     if problems:
         raise SystemExit("this recipe is not the AEGAN the hand-written loop implements:\n  " + "\n  ".join(problems))

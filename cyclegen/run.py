@@ -15,6 +15,7 @@ import torch
 from rich.console import Console
 
 from cyclegen import __version__
+from cyclegen.allocator import keep_freed_memory
 from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
 from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, gather_objects, mean_over_ranks, process_rng
 from cyclegen.errors import CycleGenError, NonFiniteLossError
@@ -110,6 +111,8 @@ class Run:
         trainer = self.trainer
         if train.threads:
             torch.set_num_threads(train.threads)
+        if self.exp.device.type == "cpu":
+            keep_freed_memory()
         sampler = SampleWriter(
             self.exp.graph, self.recipe.seed, train.sample_count, self.exp.device, self.dir / "samples"
         ) if self.ranks.is_main else None
