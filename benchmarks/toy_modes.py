@@ -62,7 +62,7 @@ def recipe_of(job: Job) -> Path:
     return RECIPES / f"{family}_{job.dataset}{'_' + variant if variant else ''}.toml"
 
 
-def run_one(job: Job, workdir: Path, steps: int | None) -> dict[str, float]:
+def run_one(job: Job, workdir: Path, steps: int | None, overrides: list[str] = ()) -> dict[str, float]:
     """Train one recipe for one seed; return its G metrics plus the wall time in seconds."""
     out = workdir / f"{job.family}_{job.dataset}_seed{job.seed}"
     if out.exists():
@@ -73,6 +73,7 @@ def run_one(job: Job, workdir: Path, steps: int | None) -> dict[str, float]:
     ]
     if steps is not None:
         command += ["--set", f"train.steps={steps}"]
+    command += [part for item in overrides for part in ("--set", item)]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (default 2)")
     parser.add_argument("--steps", type=int, help="override train.steps of every recipe")
     parser.add_argument("--workdir", type=Path, help="where run directories go (default: a temporary folder)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override for every run")
     args = parser.parse_args()
 
     jobs = [Job(f, d, s) for d in args.datasets for f in args.families for s in range(args.seeds)]
@@ -132,7 +134,7 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
 
         def run(job: Job) -> dict[str, float]:
-            result = run_one(job, workdir, args.steps)
+            result = run_one(job, workdir, args.steps, args.overrides)
             print(f"{job.family} {job.dataset} seed {job.seed}: "
                   + ", ".join(f"{k} {result[k]:.3g}" for k, _, _ in COLUMNS), file=sys.stderr, flush=True)
             return result
