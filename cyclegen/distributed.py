@@ -56,7 +56,10 @@ def start(ranks: Ranks, device: torch.device) -> None:
 
 
 def stop() -> None:
+    """Leave the process group together: a rank that tears down its connections while another
+    still works (rank 0 writing samples and evaluating) can abort in the backend's threads."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
