@@ -23,9 +23,8 @@ from cyclegen.plugins import load_plugins
 from cyclegen.trainer import Trainer
 from cyclegen_wasserstein import R1, WGAN, WGANGP, GradientPenalty
 from tests.conftest import aegan_data, write_recipe
-from tests.test_images import half_and_half
+from tests.test_shipped_recipes import RECIPES, faces, open_anime  # noqa: F401 - faces is a fixture
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 PLUGIN_ROOT = Path(__file__).resolve().parents[1] / "plugins" / "cyclegen-wasserstein"
 INSTALL = "pip install -e plugins/cyclegen-wasserstein"
 COMPONENTS = {
@@ -346,14 +345,6 @@ def test_tiny_aegan_trains_through_the_command_line(tmp_path: Path, adversarial:
 # -- recipes ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faces")
-    for i in range(4):
-        half_and_half(32, 32).rotate(40 * i).save(root / f"{i}.png")
-    return root
-
-
 @pytest.mark.parametrize(("copy", "original"), [("aegan_grid_wgan", "aegan_grid"), ("aegan_anime_wgan", "aegan_anime")])
 def test_wgan_recipes_differ_from_their_originals_only_in_name_and_loss(copy: str, original: str) -> None:
     new = tomllib.loads((RECIPES / f"{copy}.toml").read_text())
@@ -374,9 +365,7 @@ def test_grid_wgan_recipe_validates() -> None:
 
 
 def test_anime_wgan_recipe_validates(faces: Path) -> None:
-    exp = open_recipe(
-        RECIPES / "aegan_anime_wgan.toml", [f"domains.x.source={str(faces)!r}", "domains.x.cache='off'"]
-    )
+    exp = open_anime(RECIPES / "aegan_anime_wgan.toml", faces)
     assert isinstance(exp.graph.adversarial, WGANGP)
     assert exp.recipe.schedule.critic_steps == 1 and exp.graph.domains["x"].shape == (3, 64, 64)
 
