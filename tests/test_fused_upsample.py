@@ -1,5 +1,6 @@
 """The fused upsample+conv of G against the plain reference arithmetic: forward and backward,
-for every size and layer shape G uses, per layer, per stage (with the tiled code) and whole."""
+for every size and layer shape G uses, per layer, per stage (with the tiled or folded code)
+and whole G with every combination of the two exact rewrites (fused_upsample, fold_code)."""
 
 from __future__ import annotations
 
@@ -147,17 +148,21 @@ def test_factor_one_is_refused() -> None:
 # --- a stage with the tiled code, and the whole generator -------------------------------------
 
 
+@pytest.mark.parametrize("fused_upsample, fold_code", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize(
     "features, code, out, size", [(64, 64, 256, 4), (256, 64, 128, 8), (5, 3, 4, 1), (5, 3, 4, 7)]
 )
-def test_stage_with_code_matches_plain(features: int, code: int, out: int, size: int) -> None:
+def test_stage_with_code_matches_plain(
+    features: int, code: int, out: int, size: int, fused_upsample: bool, fold_code: bool
+) -> None:
     torch.manual_seed(0)
-    fused = UpStage(features + code, out, 2, fused=True).double()
-    plain = UpStage(features + code, out, 2, fused=False).double()
-    assert isinstance(fused.conv, FusedUpsampleConv2d) and not isinstance(plain.conv, FusedUpsampleConv2d)
+    fused = UpStage(features + code, out, 2, fused_upsample, fold_code).double()
+    plain = UpStage(features + code, out, 2, fused=False, fold_code=False).double()
+    assert isinstance(fused.conv, FusedUpsampleConv2d) == fused_upsample
+    assert not isinstance(plain.conv, FusedUpsampleConv2d)
     nn.init.normal_(fused.conv.bias)
     plain.load_state_dict(fused.state_dict())
-    inputs = [torch.randn(2, features, size, size), torch.randn(2, code, 1, 1)]  # features, code
+    inputs = [torch.randn(2, features, size, size), torch.randn(2, code)]  # features, code
     inputs = [x.double() for x in inputs]
     torch.manual_seed(1)
     grad = torch.randn(2, out, 2 * size, 2 * size, dtype=torch.float64)
@@ -166,20 +171,33 @@ def test_stage_with_code_matches_plain(features: int, code: int, out: int, size:
         assert_close(got, want, F64)
 
 
-def generators(size: int, latent: int = 16) -> tuple[AEGANGenerator, AEGANGenerator]:
-    """Full-size G fused and plain, built from the same seed (so with the same weights)."""
+#: The rewrites G can run with; the last is the plain reference arithmetic.
+REWRITES = [{}, {"fold_code": False}, {"fused_upsample": False}]
+PLAIN = {"fused_upsample": False, "fold_code": False}
+
+
+def generators(size: int, latent: int = 16, **rewrites: bool) -> tuple[AEGANGenerator, AEGANGenerator]:
+    """Full-size G with `rewrites` (default: all on) and plain, from the same seed (same weights)."""
     z = Gaussian("z", dim=latent)
     torch.manual_seed(0)
-    fused = AEGANGenerator(z, Images(size))
+    fused = AEGANGenerator(z, Images(size), **rewrites)
     torch.manual_seed(0)
-    return fused, AEGANGenerator(z, Images(size), fused_upsample=False)
+    return fused, AEGANGenerator(z, Images(size), **PLAIN)
 
 
+def test_both_rewrites_are_on_by_default() -> None:
+    fused, plain = generators(32)
+    assert all(stage.fold_code for stage in fused.stages) and fused.fold_code
+    assert not any(stage.fold_code for stage in plain.stages) and not plain.fold_code
+
+
+@pytest.mark.parametrize("rewrites", REWRITES)
 @pytest.mark.parametrize("size", [32, 64, 128])
-def test_generator_fused_and_plain_give_the_same_images(size: int) -> None:
-    fused, plain = generators(size)
+def test_generator_fused_and_plain_give_the_same_images(size: int, rewrites: dict[str, bool]) -> None:
+    fused, plain = generators(size, **rewrites)
     fusions = [stage.fused for stage in fused.stages]
-    assert fusions == [stage.factor > 1 for stage in fused.stages] and not any(s.fused for s in plain.stages)
+    expected = [stage.factor > 1 and rewrites.get("fused_upsample", True) for stage in fused.stages]
+    assert fusions == expected and not any(s.fused for s in plain.stages)
     torch.testing.assert_close(fused.state_dict(), plain.state_dict(), atol=0, rtol=0)
     z = torch.randn(2 if size < 128 else 1, 16)
     with torch.no_grad():
@@ -188,8 +206,9 @@ def test_generator_fused_and_plain_give_the_same_images(size: int) -> None:
             assert_close(fused.train(mode)(z), plain.train(mode)(z), F32)
 
 
-def test_generator_gradients_match_in_float64() -> None:
-    fused, plain = (net.double() for net in generators(32))
+@pytest.mark.parametrize("rewrites", REWRITES)
+def test_generator_gradients_match_in_float64(rewrites: dict[str, bool]) -> None:
+    fused, plain = (net.double() for net in generators(32, **rewrites))
     z = torch.randn(2, 16, dtype=torch.float64)
     torch.manual_seed(1)
     grad = torch.randn(2, 3, 32, 32, dtype=torch.float64)
@@ -204,7 +223,7 @@ def test_state_dicts_are_interchangeable() -> None:
     shapes = [{k: v.shape for k, v in net.state_dict().items()} for net in (fused, plain)]
     assert shapes[0] == shapes[1]
     torch.manual_seed(5)
-    other = AEGANGenerator(Gaussian("z", dim=16), Images(64), fused_upsample=False)
+    other = AEGANGenerator(Gaussian("z", dim=16), Images(64), **PLAIN)
     fused.load_state_dict(other.state_dict())
     plain.load_state_dict(fused.state_dict())
     z = torch.randn(2, 16)

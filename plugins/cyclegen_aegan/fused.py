@@ -68,20 +68,30 @@ class FusedUpsampleConv2d(SameConv2d):
         taps, self.pad_before, self.pad_after = phase_taps(kernel_size, factor, before)
         self.register_buffer("taps", taps, persistent=False)
 
-    def phase_weight(self) -> Tensor:
-        """The (out * f * f, in, span, span) kernel, channels ordered as pixel_shuffle reads them."""
-        span = self.taps.shape[1]
-        phases = torch.einsum("ytk,xsl,oikl->oyxits", self.taps, self.taps, self.weight)
-        return phases.reshape(-1, self.in_channels, span, span)
+    def phase_weight(self, weight: Tensor | None = None) -> Tensor:
+        """The (out * f * f, in, span, span) kernel, channels ordered as pixel_shuffle reads them.
 
-    def forward(self, x: Tensor) -> Tensor:
+        `weight` defaults to the layer's own; a slice of its input channels gives theirs.
+        """
+        weight = self.weight if weight is None else weight
+        span = self.taps.shape[1]
+        phases = torch.einsum("ytk,xsl,oikl->oyxits", self.taps, self.taps, weight)
+        return phases.reshape(-1, weight.shape[1], span, span)
+
+    def forward(self, x: Tensor, code: Tensor | None = None) -> Tensor:
+        """Upsample `x`, then convolve; `code` (N, D) as in SameConv2d.forward."""
+        weight = self.phase_weight(None if code is None else self.feature_weight(x, code))
         bias = self.bias.repeat_interleave(self.factor**2)  # SameConv2d always has a bias
         if self.pad_before == self.pad_after:
-            out = F.conv2d(x, self.phase_weight(), bias, padding=self.pad_before)
+            out = F.conv2d(x, weight, bias, padding=self.pad_before)
         else:
             pads = (self.pad_before, self.pad_after) * 2
-            out = F.conv2d(F.pad(x, pads), self.phase_weight(), bias)
-        return F.pixel_shuffle(out, self.factor)
+            out = F.conv2d(F.pad(x, pads), weight, bias)
+        out = F.pixel_shuffle(out, self.factor)
+        if code is None:
+            return out
+        # The code tiled over the upsampled grid is the code tiled over the low-res one, upsampled.
+        return out + self.code_response(code, x.shape[1], out.shape[-2:], 1, out.shape[-2:])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, factor={self.factor}"

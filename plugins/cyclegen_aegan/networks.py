@@ -40,21 +40,26 @@ LEAK = 0.02
 
 
 def with_code(features: Tensor, code: Tensor) -> Tensor:
-    """Concatenate a per-sample code (N, D, 1, 1), tiled over the grid, onto `features`."""
-    return torch.cat([features, code.expand(-1, -1, *features.shape[2:])], 1)
+    """Concatenate a per-sample code (N, D), tiled over the grid, onto `features`."""
+    return torch.cat([features, code[:, :, None, None].expand(-1, -1, *features.shape[2:])], 1)
 
 
 class UpStage(nn.Module):
-    """One G stage: nearest upsample, then conv 4x4 -> LayerNorm -> ReLU.
+    """One G stage: nearest upsample, then conv 4x4 of (features, tiled code) -> LayerNorm -> ReLU.
 
     `fused` runs the upsample and conv as one exact FusedUpsampleConv2d on the low-res
-    features (same parameters); the plain path is the reference it is tested against.
+    features; `fold_code` applies the code's conv channels without tiling the code (see
+    SameConv2d.forward). Same parameters either way; the plain path is the reference both
+    are tested against.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int, fused: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, factor: int, fused: bool = True, fold_code: bool = True
+    ) -> None:
         super().__init__()
         self.factor = factor
         self.fused = fused and factor > 1
+        self.fold_code = fold_code
         if self.fused:
             self.conv: SameConv2d = FusedUpsampleConv2d(in_channels, out_channels, 4, factor)
         else:
@@ -66,10 +71,12 @@ class UpStage(nn.Module):
         # same: the plain path tiles after (cheaper), the fused conv needs it at low res.
         if self.factor > 1 and not self.fused:
             features = F.interpolate(features, scale_factor=self.factor, mode="nearest")
+        if self.fold_code:
+            return torch.relu(self.norm(self.conv(features, code)))
         return torch.relu(self.norm(self.conv(with_code(features, code))))
 
     def extra_repr(self) -> str:
-        return f"factor={self.factor}, fused={self.fused}"
+        return f"factor={self.factor}, fused={self.fused}, fold_code={self.fold_code}"
 
 
 class AEGANGenerator(Mapper):
@@ -78,11 +85,18 @@ class AEGANGenerator(Mapper):
     Dense(1024) -> LN -> ReLU reshaped to 4x4x64, then five upsample+conv stages each fed
     the tiled output of a latent branch Dense(64) -> LN -> ReLU, then conv to the image, tanh.
     `fused_upsample` computes each upsample+conv exactly on the low-res input (see fused.py);
-    off, G runs the plain reference arithmetic. Both hold the same parameters.
+    `fold_code` applies each conv's weights for the tiled latent code as a per-sample bias map
+    (exact, and 20-50% of every conv's input channels; see layers.constant_image_conv). Both
+    off, G runs the plain reference arithmetic. All settings hold the same parameters.
     """
 
     def __init__(
-        self, source: Domain, target: Domain, width: float = 1.0, fused_upsample: bool = True
+        self,
+        source: Domain,
+        target: Domain,
+        width: float = 1.0,
+        fused_upsample: bool = True,
+        fold_code: bool = True,
     ) -> None:
         super().__init__(source, target)
         latent = latent_dim(source.shape)
@@ -94,19 +108,22 @@ class AEGANGenerator(Mapper):
         self.branch = nn.Sequential(nn.Linear(latent, code), nn.LayerNorm(code, eps=KERAS_EPS), nn.ReLU())
         stages, previous = [], self.grid_channels
         for factor, out in zip(GENERATOR_FACTORS[size], GENERATOR_CHANNELS):
-            stages.append(UpStage(previous + code, scaled(out, width), factor, fused_upsample))
+            stages.append(UpStage(previous + code, scaled(out, width), factor, fused_upsample, fold_code))
             previous = scaled(out, width)
         self.stages = nn.ModuleList(stages)
         self.output = SameConv2d(previous + code, channels, 4)
+        self.fold_code = fold_code
         normal_init(self)
         glorot_init(self.branch)
 
     def forward(self, z: Tensor) -> Tensor:
         # Keras reshapes channels-last: (N, 4, 4, C), then to torch's (N, C, 4, 4).
         features = self.main(z).view(-1, GRID, GRID, self.grid_channels).permute(0, 3, 1, 2)
-        code = self.branch(z)[:, :, None, None]
+        code = self.branch(z)
         for stage in self.stages:
             features = stage(features, code)
+        if self.fold_code:
+            return torch.tanh(self.output(features, code))
         return torch.tanh(self.output(with_code(features, code)))
 
 

@@ -1,10 +1,12 @@
-"""Seconds per forward+backward of the full-size AEGAN generator, fused upsampling on and off.
+"""Seconds per forward+backward of the full-size AEGAN generator with each exact rewrite.
 
-Both generators hold the same weights and run in the same process, alternating repeat by
-repeat so machine noise hits them alike; the table gives medians and plain / fused ratios.
+Variants: the plain reference arithmetic, the fused upsample-convolution alone
+(fused_upsample), and with the latent code folded out of the convs too (fold_code; the
+default). All hold the same weights and run in the same process, alternating repeat by repeat
+so machine noise hits them alike; the table gives medians and plain / variant ratios.
 G is 96% of a reference training step, so its ratio is close to the step's.
 
-    python benchmarks/fused_upsample.py --batch 16 --batch 32 --threads 1 --repeats 9
+    python benchmarks/generator_rewrites.py --batch 16 --batch 32 --repeats 9
 """
 
 from __future__ import annotations
@@ -28,13 +30,21 @@ class ImageShape(Domain):
         raise NotImplementedError("G only needs the shape")
 
 
-def generators(size: int, latent: int) -> dict[bool, AEGANGenerator]:
-    """The reference G fused and plain, with one set of weights."""
+#: Variant name -> AEGANGenerator rewrite options.
+VARIANTS = {
+    "plain": {"fused_upsample": False, "fold_code": False},
+    "fused upsample": {"fused_upsample": True, "fold_code": False},
+    "fused upsample + folded code": {"fused_upsample": True, "fold_code": True},
+}
+
+
+def generators(size: int, latent: int) -> dict[str, AEGANGenerator]:
+    """The reference G with each set of rewrites, all with one set of weights."""
     z, x = Gaussian("z", dim=latent), ImageShape("x", (3, size, size))
-    fused = AEGANGenerator(z, x, fused_upsample=True)
-    plain = AEGANGenerator(z, x, fused_upsample=False)
-    plain.load_state_dict(fused.state_dict())
-    return {True: fused, False: plain}
+    nets = {name: AEGANGenerator(z, x, **options) for name, options in VARIANTS.items()}
+    for net in nets.values():
+        net.load_state_dict(nets["plain"].state_dict())
+    return nets
 
 
 def step(g: AEGANGenerator, z: Tensor) -> float:
@@ -44,18 +54,18 @@ def step(g: AEGANGenerator, z: Tensor) -> float:
     return time.perf_counter() - start
 
 
-def measure(batch: int, size: int, latent: int, repeats: int) -> dict[bool, float]:
-    """Median seconds per forward+backward for fused (True) and plain (False), after a warm-up."""
+def measure(batch: int, size: int, latent: int, repeats: int) -> dict[str, float]:
+    """Median seconds per forward+backward of each variant, after a warm-up."""
     nets = generators(size, latent)
     z = torch.randn(batch, latent)
-    times: dict[bool, list[float]] = {fused: [] for fused in nets}
+    times: dict[str, list[float]] = {name: [] for name in nets}
     for g in nets.values():
         step(g, z)
     for _ in range(repeats):
-        for fused, g in nets.items():
+        for name, g in nets.items():
             g.zero_grad(set_to_none=True)
-            times[fused].append(step(g, z))
-    return {fused: statistics.median(t) for fused, t in times.items()}
+            times[name].append(step(g, z))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -73,11 +83,12 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.size} px, "
         f"latent {args.latent}, medians of {args.repeats}"
     )
-    print("| batch | plain (s) | fused (s) | plain / fused |")
+    print("| batch | variant | forward+backward (s) | plain / variant |")
     print("|---|---|---|---|")
     for batch in args.batch or [16, 32]:
         r = measure(batch, args.size, args.latent, args.repeats)
-        print(f"| {batch} | {r[False]:.3f} | {r[True]:.3f} | {r[False] / r[True]:.2f} |", flush=True)
+        for name, seconds in r.items():
+            print(f"| {batch} | {name} | {seconds:.3f} | {r['plain'] / seconds:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
