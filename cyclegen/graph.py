@@ -29,6 +29,13 @@ class Path:
     start: str
     mappers: tuple[str, ...]
 
+    def __post_init__(self) -> None:
+        # Paths key the step's dictionaries dozens of times a step; hash the fields once.
+        object.__setattr__(self, "_hash", hash((self.start, self.mappers)))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
     def __str__(self) -> str:
         return f" {ARROW} ".join((self.start, *self.mappers))
 
@@ -89,26 +96,55 @@ class Graph:
     def adversarial_terms(self, critic: str) -> list[Term]:
         return [term for term in self.terms if term.critic == critic]
 
-    def evaluate(self, paths: Iterable[Path], inputs: dict[str, Tensor]) -> dict[Path, Tensor]:
-        """Run each path on `inputs[path.start]`, computing each shared prefix only once."""
-        cache: dict[tuple[str, ...], Tensor] = {}
-        results: dict[Path, Tensor] = {}
+    def plan(self, paths: Iterable[Path]) -> "Plan":
+        """Compile `paths` into mapper calls, each shared prefix once (see Plan)."""
+        paths = tuple(dict.fromkeys(paths))
+        starts = tuple(dict.fromkeys(path.start for path in paths))
+        slot_of: dict[tuple[str, ...], int] = {(start,): i for i, start in enumerate(starts)}
+        calls: list[tuple[nn.Module, int]] = []
+        outputs: list[int] = []
         for path in paths:
-            value = inputs[path.start]
             key: tuple[str, ...] = (path.start,)
             for mapper in path.mappers:
+                source = slot_of[key]
                 key = (*key, mapper)
-                cached = cache.get(key)
-                if cached is None:
-                    cached = cache[key] = self.mappers[mapper](value)
-                value = cached
-            results[path] = value
-        return results
+                if key not in slot_of:
+                    slot_of[key] = len(starts) + len(calls)
+                    calls.append((self.mappers[mapper], source))
+            outputs.append(slot_of[key])
+        return Plan(paths, starts, tuple(calls), tuple(outputs))
+
+    def run(self, plan: "Plan", inputs: dict[str, Tensor]) -> list[Tensor]:
+        """The output of each of `plan.paths`, in order, on `inputs[path.start]`."""
+        values = [inputs[start] for start in plan.starts]
+        for mapper, source in plan.calls:
+            values.append(mapper(values[source]))
+        return [values[slot] for slot in plan.outputs]
+
+    def evaluate(self, paths: Iterable[Path], inputs: dict[str, Tensor]) -> dict[Path, Tensor]:
+        """Run each path on `inputs[path.start]`, computing each shared prefix only once."""
+        plan = self.plan(paths)
+        return dict(zip(plan.paths, self.run(plan, inputs)))
 
     def to(self, device: torch.device) -> "Graph":
         self.mappers.to(device)
         self.critics.to(device)
         return self
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Paths as a flat list of mapper calls, for a training step that evaluates them every time.
+
+    Slots hold tensors: first one per start domain (`starts`), then one per call, where call
+    (mapper, source) applies `mapper` to slot `source`. A path's output is slot `outputs[i]`.
+    Built once, it saves the step the prefix bookkeeping and module lookups.
+    """
+
+    paths: tuple[Path, ...]
+    starts: tuple[str, ...]
+    calls: tuple[tuple[nn.Module, int], ...]
+    outputs: tuple[int, ...]
 
 
 def domain_generator(seed: int, name: str, purpose: str = "train") -> torch.Generator:

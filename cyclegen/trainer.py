@@ -17,6 +17,8 @@ from cyclegen.interfaces import AdversarialLoss
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
 
+#: A reusable do-nothing context, for regions that need none in this configuration.
+NO_CONTEXT = nullcontext()
 #: The autocast dtype of each `train.precision`; None runs in float32 without autocast.
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -97,8 +99,10 @@ class Trainer:
         }
         self.term_paths = _unique(term.path for term in graph.terms)
         # Per-step constants, computed once: the step runs every few milliseconds on small models.
-        self.fake_starts = _unique(path.start for path in self.fake_paths)
-        self.term_starts = _unique(path.start for path in self.term_paths)
+        self.fake_plan = graph.plan(self.fake_paths)
+        self.term_plan = graph.plan(self.term_paths)
+        self.term_outputs = [self.term_paths.index(term.path) for term in graph.terms]
+        self.full_precision = self.autocast_dtype is None  # then no cast to float32 is needed
         self.mapper_list = list(graph.mappers.values())
         self.critic_modules = dict(graph.critics.items())  # a plain dict: ModuleDict lookups are Python calls
         self.eval_fakes = schedule.fakes == "eval"
@@ -131,13 +135,17 @@ class Trainer:
         """The region networks run in: autocast to the recipe's precision; for fp32 none at all
         (entering even a disabled autocast costs microseconds per network call)."""
         if self.autocast_dtype is None:
-            return nullcontext()
+            return NO_CONTEXT
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def as_float(self, tensor: Tensor) -> Tensor:
+        """`tensor` in float32 for a loss; in an fp32 run it already is (and .float() costs a call)."""
+        return tensor if self.full_precision else tensor.float()
 
     def eager(self) -> AbstractContextManager[object]:
         """Run compiled networks eagerly: for the penalties' double backward, which compiled
         code does not support, and for samples and evaluation, not worth compiling."""
-        return torch.compiler.set_stance("force_eager") if self.compiled else nullcontext()
+        return torch.compiler.set_stance("force_eager") if self.compiled else NO_CONTEXT
 
     def draw(self, domain: str) -> Tensor:
         """A training batch of `domain` from its own random stream, on the device.
@@ -179,9 +187,10 @@ class Trainer:
 
     def make_fakes(self) -> dict[Path, Tensor]:
         """Each fake path's output, without a graph, in float32 (histories store them)."""
-        with torch.no_grad(), eval_mode(self.mapper_list) if self.eval_fakes else nullcontext(), self.autocast():
-            fakes = self.graph.evaluate(self.fake_paths, self.draw_starts(self.fake_starts))
-        return {path: fake.float() for path, fake in fakes.items()}
+        plan = self.fake_plan
+        with torch.no_grad(), eval_mode(self.mapper_list) if self.eval_fakes else NO_CONTEXT, self.autocast():
+            fakes = self.graph.run(plan, self.draw_starts(plan.starts))
+        return {path: self.as_float(fake) for path, fake in zip(plan.paths, fakes)}
 
     def update_critic_group(self, group: OptimGroup, fakes: dict[Path, Tensor]) -> dict[str, Tensor]:
         """Update the critics of one optimiser group; returns each critic's logged loss.
@@ -248,6 +257,8 @@ class Trainer:
 
     def score(self, critic: nn.Module, samples: Tensor) -> Tensor:
         """The critic's scores of `samples`, computed under autocast, in float32 for the loss."""
+        if self.full_precision:
+            return critic(samples)  # type: ignore[no-any-return]
         with self.autocast():
             return critic(samples).float()
 
@@ -266,7 +277,7 @@ class Trainer:
         steps = self.recipe.schedule.mapper_steps
         totals: list[Tensor] = []
         for _ in range(steps):
-            inputs = self.draw_starts(self.term_starts)
+            inputs = self.draw_starts(self.term_plan.starts)
             losses = self.term_losses(inputs)
             for group in self.mapper_groups:
                 group.zero_grad()
@@ -286,14 +297,17 @@ class Trainer:
     def term_losses(self, inputs: dict[str, Tensor]) -> list[Tensor]:
         """Each term's unweighted loss on `inputs`, evaluating shared path prefixes once."""
         with self.autocast():
-            outputs = self.graph.evaluate(self.term_paths, inputs)
-        return [self.term_loss(term, inputs, outputs) for term in self.graph.terms]
+            outputs = self.graph.run(self.term_plan, inputs)
+        return [
+            self.term_loss(term, inputs, outputs[index]) for term, index in zip(self.graph.terms, self.term_outputs)
+        ]
 
-    def term_loss(self, term: Term, inputs: dict[str, Tensor], outputs: dict[Path, Tensor]) -> Tensor:
+    def term_loss(self, term: Term, inputs: dict[str, Tensor], output: Tensor) -> Tensor:
+        """`term`'s unweighted loss, given the output of its path."""
         if term.critic is not None:
-            return self.graph.adversarial.mapper(self.score(self.critic_modules[term.critic], outputs[term.path]))
+            return self.graph.adversarial.mapper(self.score(self.critic_modules[term.critic], output))
         assert term.loss is not None
-        return term.loss(inputs[term.path.start].float(), outputs[term.path].float())
+        return term.loss(self.as_float(inputs[term.path.start]), self.as_float(output))
 
     # -- state ---------------------------------------------------------------------------
 
