@@ -74,3 +74,15 @@ def test_code_and_features_must_fill_the_conv_input() -> None:
     conv = SameConv2d(6 + 3, 4, 4)
     with pytest.raises(ValueError, match="6 feature \\+ 2 code channels given, the conv takes 9"):
         conv(torch.randn(1, 6, 4, 4), torch.randn(1, 2))
+
+
+def test_coverage_cached_under_inference_mode_still_trains() -> None:
+    """The coverage matrices are cached; one first built under inference_mode must not be an
+    inference tensor, or the next training step could not save it for backward."""
+    conv = SameConv2d(6 + 3, 4, 4).double()
+    features, code = torch.randn(2, 6, 11, 13, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    with torch.inference_mode():
+        conv(features, code)
+    code.requires_grad_()
+    conv(features, code).square().sum().backward()
+    assert code.grad is not None and conv.weight.grad is not None

@@ -8,6 +8,7 @@ the parameter counts and behaviour of the published code.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -24,14 +25,20 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def tap_coverage(out_size: int, in_size: int, kernel: int, stride: int, before: int, like: Tensor) -> Tensor:
+@functools.lru_cache(maxsize=512)
+def tap_coverage(
+    out_size: int, in_size: int, kernel: int, stride: int, before: int, device: torch.device, dtype: torch.dtype
+) -> Tensor:
     """(out_size, kernel) 0/1 matrix along one axis: 1 where a tap of output i reads inside the input.
 
     Output i's tap k reads input i * stride - before + k; outside [0, in_size) it reads padding.
+    Cached: every G conv asks for the same few per step, and on a GPU building one costs
+    several kernel launches. Built outside inference mode, so autograd may save it later.
     """
-    reads = torch.arange(out_size, device=like.device)[:, None] * stride - before
-    reads = reads + torch.arange(kernel, device=like.device)
-    return ((reads >= 0) & (reads < in_size)).to(like.dtype)
+    with torch.inference_mode(False), torch.no_grad():
+        reads = torch.arange(out_size, device=device)[:, None] * stride - before
+        reads = reads + torch.arange(kernel, device=device)
+        return ((reads >= 0) & (reads < in_size)).to(dtype)
 
 
 def constant_image_conv(
@@ -44,8 +51,8 @@ def constant_image_conv(
     per output pixel through each axis' tap coverage. That costs a few multiply-adds per output
     pixel instead of D * Kh * Kw, and no tiled copy of the code is ever made.
     """
-    rows = tap_coverage(out_size[0], in_size[0], weight.shape[2], stride, before[0], code)
-    cols = tap_coverage(out_size[1], in_size[1], weight.shape[3], stride, before[1], code)
+    rows = tap_coverage(out_size[0], in_size[0], weight.shape[2], stride, before[0], code.device, code.dtype)
+    cols = tap_coverage(out_size[1], in_size[1], weight.shape[3], stride, before[1], code.device, code.dtype)
     per_tap = torch.einsum("nd,odij->noij", code, weight)
     return rows @ (per_tap @ cols.t())
 
