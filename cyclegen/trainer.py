@@ -93,15 +93,13 @@ class Trainer:
         self.generators = {name: domain_generator(recipe.seed, name) for name in graph.domains}
         schedule = recipe.schedule
         self.critic_steps = schedule.critic_steps or graph.adversarial.preferred_critic_steps
-        self.fake_paths = _unique(term.path for term in graph.terms if term.critic)
         self.critic_fake_paths = {
             name: _unique(term.path for term in graph.adversarial_terms(name)) for name in graph.critics
         }
-        self.term_paths = _unique(term.path for term in graph.terms)
         # Per-step constants, computed once: the step runs every few milliseconds on small models.
-        self.fake_plan = graph.plan(self.fake_paths)
-        self.term_plan = graph.plan(self.term_paths)
-        self.term_outputs = [self.term_paths.index(term.path) for term in graph.terms]
+        self.fake_plan = graph.plan(term.path for term in graph.terms if term.critic)
+        self.term_plan = graph.plan(term.path for term in graph.terms)
+        self.term_outputs = [self.term_plan.paths.index(term.path) for term in graph.terms]
         self.full_precision = self.autocast_dtype is None  # then no cast to float32 is needed
         self.mapper_list = list(graph.mappers.values())
         self.critic_modules = dict(graph.critics.items())  # a plain dict: ModuleDict lookups are Python calls
@@ -257,10 +255,8 @@ class Trainer:
 
     def score(self, critic: nn.Module, samples: Tensor) -> Tensor:
         """The critic's scores of `samples`, computed under autocast, in float32 for the loss."""
-        if self.full_precision:
-            return critic(samples)  # type: ignore[no-any-return]
         with self.autocast():
-            return critic(samples).float()
+            return self.as_float(critic(samples))
 
     def penalties(self, critic: nn.Module, real: Tensor, fake: Tensor) -> list[Tensor]:
         """The loss's own penalty and the recipe's, with the critic run under autocast (and
@@ -310,6 +306,11 @@ class Trainer:
         return term.loss(self.as_float(inputs[term.path.start]), self.as_float(output))
 
     # -- state ---------------------------------------------------------------------------
+
+    @property
+    def term_paths(self) -> list[Path]:
+        """Every term's path, each once, in the order the step evaluates them."""
+        return list(self.term_plan.paths)
 
     @property
     def groups(self) -> list[OptimGroup]:

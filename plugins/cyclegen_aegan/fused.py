@@ -90,8 +90,9 @@ class FusedUpsampleConv2d(SameConv2d):
         out = F.pixel_shuffle(out, self.factor)
         if code is None:
             return out
-        # The code tiled over the upsampled grid is the code tiled over the low-res one, upsampled.
-        return out + self.code_response(code, x.shape[1], out.shape[-2:], 1, out.shape[-2:])
+        # The code tiled over the upsampled grid is the code tiled over the low-res one, upsampled,
+        # and this layer's stride-1 conv reads the upsampled grid.
+        return out + self.code_response(code, x.shape[1], out.shape[-2:], out.shape[-2:])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, factor={self.factor}"

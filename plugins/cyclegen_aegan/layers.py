@@ -79,7 +79,7 @@ class SameConv2d(nn.Conv2d):
             out = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, self.bias, self.stride)
         if code is None:
             return out
-        return out + self.code_response(code, x.shape[1], x.shape[-2:], self.stride[0], out.shape[-2:])
+        return out + self.code_response(code, x.shape[1], x.shape[-2:], out.shape[-2:])
 
     def feature_weight(self, x: Tensor, code: Tensor) -> Tensor:
         """The weight's input channels that read `x`, checking `x` and `code` fill the conv's input."""
@@ -89,10 +89,10 @@ class SameConv2d(nn.Conv2d):
             )
         return self.weight[:, : x.shape[1]]
 
-    def code_response(
-        self, code: Tensor, features: int, in_size: tuple[int, int], stride: int, out_size: tuple[int, int]
-    ) -> Tensor:
-        """What the weight's code channels (those after `features`) add to an `out_size` output."""
+    def code_response(self, code: Tensor, features: int, in_size: tuple[int, int], out_size: tuple[int, int]) -> Tensor:
+        """What the weight's code channels (those after `features`) add to an `out_size` output
+        of an `in_size` input."""
+        stride = self.stride[0]
         before = (same_padding(in_size[0], self.kernel_size[0], stride)[0],
                   same_padding(in_size[1], self.kernel_size[1], stride)[0])
         return constant_image_conv(code, self.weight[:, features:], in_size, stride, before, out_size)
