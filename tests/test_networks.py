@@ -13,9 +13,10 @@ from torch import Tensor, nn
 from cyclegen import Domain
 from cyclegen.errors import RecipeError
 from cyclegen.plugins import load_plugins
-from cyclegen_aegan.layers import ChannelLayerNorm, GaussianDropout, GaussianNoise, SameConv2d, same_padding
+from cyclegen_aegan.layers import GaussianDropout, GaussianNoise, SameConv2d, same_padding
 from cyclegen_aegan.networks import AEGANEncoder, AEGANGenerator, AEGANImageCritic, AEGANLatentCritic
 from cyclegen_dcgan.networks import DCGANCritic, DCGANEncoder, DCGANGenerator
+from cyclegen_layers import ChannelLayerNorm
 from cyclegen_priors import Gaussian
 
 REGISTRY = load_plugins().registry

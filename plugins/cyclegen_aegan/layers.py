@@ -15,9 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Keras LayerNormalization's default epsilon (torch's is 1e-5).
-KERAS_EPS = 1e-3
-
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """TensorFlow "same" padding along one axis: (before, after), surplus after."""
@@ -98,16 +95,6 @@ class SameConv2d(nn.Conv2d):
         return constant_image_conv(code, self.weight[:, features:], in_size, stride, before, out_size)
 
 
-class ChannelLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of every pixel separately (a channels-last LayerNorm)."""
-
-    def __init__(self, channels: int, eps: float = KERAS_EPS) -> None:
-        super().__init__(channels, eps=eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 def flatten_channels_last(x: Tensor) -> Tensor:
     """Flatten (N, C, H, W) in Keras' (H, W, C) order, so dense weights line up with Keras'."""
     return x.permute(0, 2, 3, 1).flatten(1)
@@ -160,15 +147,6 @@ class GaussianDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
-
-
-def normal_init(module: nn.Module, std: float = 0.02) -> None:
-    """N(0, std) kernels and zero biases for every conv and dense layer inside `module`."""
-    for layer in module.modules():
-        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(layer.weight, 0.0, std)
-            if layer.bias is not None:
-                nn.init.zeros_(layer.bias)
 
 
 def glorot_init(module: nn.Module) -> None:

@@ -17,16 +17,13 @@ from torch import Tensor, nn
 from cyclegen import Critic, Domain, Mapper
 from cyclegen_aegan.fused import FusedUpsampleConv2d
 from cyclegen_aegan.layers import (
-    KERAS_EPS,
-    ChannelLayerNorm,
     GaussianDropout,
     GaussianNoise,
     SameConv2d,
     flatten_channels_last,
     glorot_init,
-    normal_init,
 )
-from cyclegen_aegan.shapes import image_shape, latent_dim, scaled
+from cyclegen_layers import KERAS_EPS, ChannelLayerNorm, image_shape, latent_dim, normal_init, scaled
 
 #: Spatial size of G's first feature map and of E's and Dx's last.
 GRID = 4

@@ -11,8 +11,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from cyclegen import Critic, Domain, Mapper
-from cyclegen_aegan.layers import ChannelLayerNorm, normal_init
-from cyclegen_aegan.shapes import image_shape, latent_dim
+from cyclegen_layers import ChannelLayerNorm, image_shape, latent_dim, normal_init
 
 Norm = Literal["batch", "layer", "none"]
 
