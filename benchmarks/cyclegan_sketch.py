@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.evaluate import map_in_chunks, translators, true_pairs
 from cyclegen.experiment import Experiment, open_run
-from cyclegen.graph import domain_generator
+from cyclegen.streams import domain_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "anime-faces-64.zip"

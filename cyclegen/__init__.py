@@ -3,7 +3,19 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from cyclegen.hookspecs import hookimpl
-from cyclegen.interfaces import AdversarialLoss, Critic, Domain, Mapper, Metric, PairMetric, Penalty, ReconstructionLoss
+from cyclegen.interfaces import (
+    AdversarialLoss,
+    Critic,
+    Domain,
+    DomainKind,
+    Mapper,
+    Metric,
+    PairMetric,
+    Penalty,
+    ReconstructionLoss,
+)
+from cyclegen.registry import Registrar
+from cyclegen.state import Stateful
 
 try:
     __version__ = version("cyclegen")
@@ -14,11 +26,14 @@ __all__ = [
     "AdversarialLoss",
     "Critic",
     "Domain",
+    "DomainKind",
     "Mapper",
     "Metric",
     "PairMetric",
     "Penalty",
     "ReconstructionLoss",
+    "Registrar",
+    "Stateful",
     "hookimpl",
     "__version__",
 ]

@@ -1,10 +1,14 @@
-"""Checkpoints: safetensors files written atomically, holding everything a resume needs.
+"""Checkpoints: a tree of state flattened into one safetensors file, written atomically.
 
-A checkpoint stores weights, optimiser states, the step and every random stream, so that
-resuming continues bit for bit. Non-tensor state (optimiser hyperparameters, the fp16
-gradient scalers, plugin versions, the resolved recipe) lives in the safetensors metadata as
-JSON. No pickle. Tensors are saved contiguous, so channels-last and compiled runs write the
-same checkpoints as default ones.
+The state is whatever nested `state_dict()` the caller hands over (see `cyclegen.state`):
+dicts with string or integer keys, lists, tensors, numbers, strings, booleans and None.
+Tensors become safetensors tensors named by their keys joined with dots
+(`net.G.layers.0.weight`); everything else stays in a JSON skeleton in the file's metadata,
+where each tensor is a reference to its name. No pickle. Tensors are saved contiguous and on
+the CPU, so channels-last, compiled and GPU runs write interchangeable checkpoints.
+
+Format 1 (the trainer's fields written one by one, sample histories keyed by their order) is
+refused with a message rather than converted: its layout cannot say which history is whose.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +27,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
-from cyclegen.distributed import seed_rank, set_process_rng
-from cyclegen.errors import CheckpointError
-from cyclegen.trainer import Trainer
+from cyclegen.errors import CheckpointError, StateError, UnreadableCheckpointError
+from cyclegen.state import State, Stateful
 
-FORMAT = "cyclegen-checkpoint-1"
+FORMAT = "cyclegen-checkpoint-2"
+OLD_FORMATS = ("cyclegen-checkpoint-1",)
 NAME = re.compile(r"^step-(\d+)\.safetensors$")
 LATEST = "latest"
+#: Skeleton markers: a tensor reference, and a dict whose keys are integers (optimiser states).
+TENSOR = "__tensor__"
+INT_KEYS = "__int_keys__"
 
 
 @dataclass
@@ -41,57 +49,73 @@ class Checkpoint:
     def step(self) -> int:
         return int(self.meta["step"])
 
+    @cached_property
+    def state(self) -> State:
+        """The nested state that was saved, tensors in place."""
+        try:
+            return unflatten(self.meta["state"], self.tensors)
+        except KeyError as exc:
+            raise CheckpointError(f"checkpoint {self.path} is damaged: it lacks tensor {exc}") from None
 
-def trainer_state(
-    trainer: Trainer, extra_meta: dict[str, Any], other_ranks: list[dict[str, torch.Tensor]] = ()
-) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Everything a resume needs; `other_ranks` holds the random streams of ranks 1.. under torchrun."""
+    def load_into(self, part: Stateful) -> None:
+        """`part.load_state_dict(self.state)`, naming this file in any mismatch."""
+        try:
+            part.load_state_dict(self.state)
+        except StateError as exc:
+            raise CheckpointError(
+                f"{self.path}: {exc}. Was the recipe changed since this run started?"
+            ) from None
+
+
+def flatten(state: Any) -> tuple[dict[str, torch.Tensor], Any]:
+    """(tensors by dotted name, JSON-able skeleton referring to them) of a nested state."""
     tensors: dict[str, torch.Tensor] = {}
-    for name, net in trainer.graph.networks.items():
-        for key, value in net.state_dict().items():
-            tensors[f"net.{name}.{key}"] = value
-    param_groups: dict[str, Any] = {}
-    for group in trainer.groups:
-        state = group.optimizer.state_dict()
-        param_groups[group.name] = state["param_groups"]
-        for index, entries in state["state"].items():
-            for key, value in entries.items():
-                tensors[f"optim.{group.name}.{index}.{key}"] = torch.as_tensor(value)
-    tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available() and trainer.device.type == "cuda":
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    for rank, states in enumerate(other_ranks, start=1):
-        for key, value in states.items():
-            tensors[f"rng.rank{rank}.{key}"] = value
-    for name, generator in trainer.generators.items():
-        tensors[f"rng.domain.{name}"] = generator.get_state()
-    for index, history in enumerate(trainer.histories.values()):
-        for key, value in history.state().items():
-            tensors[f"history.{index}.{key}"] = value
-    meta = {
-        "format": FORMAT,
-        "step": trainer.step_count,
-        "optim_param_groups": param_groups,
-        "grad_scalers": {name: scaler.state_dict() for name, scaler in trainer.scalers.items()},
-        **extra_meta,
-    }
-    cpu = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
-    return cpu, {k: json.dumps(v) for k, v in meta.items()}
+
+    def walk(node: Any, keys: tuple[str, ...]) -> Any:
+        if isinstance(node, torch.Tensor):
+            name = ".".join(keys)
+            if name in tensors:
+                raise ValueError(f"two tensors of the state flatten to the name {name!r}")
+            tensors[name] = node.detach().to("cpu").contiguous()
+            return {TENSOR: name}
+        if isinstance(node, dict):
+            if all(isinstance(key, str) for key in node):
+                if TENSOR in node or INT_KEYS in node:
+                    raise ValueError(f"state key at {'.'.join(keys)!r} uses a reserved name")
+                return {key: walk(value, (*keys, key)) for key, value in node.items()}
+            if all(isinstance(key, int) for key in node):
+                return {INT_KEYS: [[key, walk(value, (*keys, str(key)))] for key, value in node.items()]}
+            raise TypeError(f"state at {'.'.join(keys)!r} mixes key types; use str or int keys")
+        if isinstance(node, (list, tuple)):
+            return [walk(value, (*keys, str(i))) for i, value in enumerate(node)]
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        raise TypeError(f"cannot store a {type(node).__name__} at {'.'.join(keys)!r} in a checkpoint")
+
+    return tensors, walk(state, ())
 
 
-def save_checkpoint(
-    directory: Path,
-    trainer: Trainer,
-    extra_meta: dict[str, Any],
-    keep: int,
-    other_ranks: list[dict[str, torch.Tensor]] = (),
-) -> Path:
-    """Write `step-N.safetensors` via a temporary file and rename, then prune old ones."""
+def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The nested state that `flatten` produced `skeleton` and `tensors` from."""
+    if isinstance(skeleton, dict):
+        if skeleton.keys() == {TENSOR}:
+            return tensors[skeleton[TENSOR]]
+        if skeleton.keys() == {INT_KEYS}:
+            return {int(key): unflatten(value, tensors) for key, value in skeleton[INT_KEYS]}
+        return {key: unflatten(value, tensors) for key, value in skeleton.items()}
+    if isinstance(skeleton, list):
+        return [unflatten(value, tensors) for value in skeleton]
+    return skeleton
+
+
+def save_checkpoint(directory: Path, step: int, state: State, info: dict[str, Any], keep: int) -> Path:
+    """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a
+    temporary file and rename, point `latest` at it, then prune all but the newest `keep`."""
     directory.mkdir(parents=True, exist_ok=True)
-    tensors, meta = trainer_state(trainer, extra_meta, other_ranks)
-    path = directory / f"step-{trainer.step_count:09d}.safetensors"
-    atomic_write(path, save_bytes(tensors, metadata=meta))
+    tensors, skeleton = flatten(state)
+    meta = {"format": FORMAT, "step": step, "state": skeleton, **info}
+    path = directory / f"step-{step:09d}.safetensors"
+    atomic_write(path, save_bytes(tensors, metadata={key: json.dumps(value) for key, value in meta.items()}))
     atomic_write(directory / LATEST, path.name.encode())
     for old in checkpoint_files(directory)[:-keep]:
         old.unlink(missing_ok=True)
@@ -122,9 +146,17 @@ def read_checkpoint(path: Path) -> Checkpoint:
         tensors = load_bytes(data)
         meta = {k: json.loads(v) for k, v in _metadata(data).items()}
     except (OSError, SafetensorError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {exc}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a cyclegen checkpoint (format {meta.get('format')!r})")
+        raise UnreadableCheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {exc}") from None
+    found = meta.get("format")
+    if found in OLD_FORMATS:
+        raise CheckpointError(
+            f"{path} is in the old checkpoint format {found!r}, which this cyclegen no longer reads "
+            f"(it reads {FORMAT!r}). The file is left as it is; its weights are the tensors named "
+            "net.<network>.<parameter>. Continue that run with the cyclegen that wrote it, or train "
+            "a new one with --out <new directory>."
+        )
+    if found != FORMAT:
+        raise CheckpointError(f"{path} is not a cyclegen checkpoint (format {found!r})")
     return Checkpoint(path, tensors, meta)
 
 
@@ -135,83 +167,16 @@ def _metadata(data: bytes) -> dict[str, str]:
 
 
 def latest_checkpoint(directory: Path, explicit: Path | None = None) -> Checkpoint | None:
-    """The newest readable checkpoint; unreadable newer ones are reported and skipped."""
+    """The newest readable checkpoint; torn or corrupt newer ones are reported and skipped.
+
+    A checkpoint of an old format stops the search instead: falling back past it would
+    retrain the run from scratch into the same directory and prune the user's checkpoints.
+    """
     if explicit is not None:
         return read_checkpoint(explicit)
-    candidates = list(reversed(checkpoint_files(directory)))
-    for path in candidates:
+    for path in reversed(checkpoint_files(directory)):
         try:
             return read_checkpoint(path)
-        except CheckpointError as exc:
+        except UnreadableCheckpointError as exc:
             warnings.warn(f"{exc}; falling back to an earlier checkpoint", stacklevel=2)
     return None
-
-
-def restore(trainer: Trainer, checkpoint: Checkpoint) -> None:
-    """Load weights, optimiser states, step and random streams into `trainer`."""
-    tensors = checkpoint.tensors
-    load_weights(trainer.graph.networks, checkpoint)
-    param_groups = checkpoint.meta["optim_param_groups"]
-    for group in trainer.groups:
-        prefix = f"optim.{group.name}."
-        if group.name not in param_groups:
-            raise CheckpointError(f"{checkpoint.path}: holds no state for optimiser group {group.name!r}")
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith(prefix):
-                index, entry = key[len(prefix) :].split(".", 1)
-                state.setdefault(int(index), {})[entry] = value
-        group.optimizer.load_state_dict({"state": state, "param_groups": param_groups[group.name]})
-    restore_scalers(trainer, checkpoint)
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda_states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda_states and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state_all(cuda_states)
-    if trainer.ranks.rank:
-        restore_rank_rng(trainer, checkpoint)
-    for name, generator in trainer.generators.items():
-        generator.set_state(tensors[f"rng.domain.{name}"])
-    for index, history in enumerate(trainer.histories.values()):
-        prefix = f"history.{index}."
-        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if "generator" not in state:
-            raise CheckpointError(f"{checkpoint.path}: holds no sample history for critic history {index}")
-        history.load(state, trainer.device)
-    trainer.step_count = checkpoint.step
-
-
-def restore_rank_rng(trainer: Trainer, checkpoint: Checkpoint) -> None:
-    """A rank > 0 takes back its own noise stream; from a checkpoint saved by fewer
-    processes it starts a fresh one, derived from the seed, its rank and the step."""
-    prefix = f"rng.rank{trainer.ranks.rank}."
-    states = {k[len(prefix) :]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
-    if states:
-        set_process_rng(states, trainer.device)
-    else:
-        seed_rank(trainer.recipe.seed, trainer.ranks.rank, checkpoint.step)
-
-
-def restore_scalers(trainer: Trainer, checkpoint: Checkpoint) -> None:
-    """Load the fp16 gradient scalers' scales and growth counters, so resume stays exact.
-
-    A checkpoint of a run in another precision has none for this trainer's scalers; they then
-    start afresh, as precision may change between runs (checkpoints are interchangeable).
-    """
-    saved = checkpoint.meta.get("grad_scalers", {})
-    for name, scaler in trainer.scalers.items():
-        if name in saved:
-            scaler.load_state_dict(saved[name])
-
-
-def load_weights(networks: dict[str, torch.nn.Module], checkpoint: Checkpoint) -> None:
-    """Load only the network weights (for commands that use a trained model)."""
-    for name, net in networks.items():
-        prefix = f"net.{name}."
-        state = {k[len(prefix) :]: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
-        try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise CheckpointError(
-                f"{checkpoint.path}: network {name!r} does not match the recipe ({exc}). "
-                "Was the recipe changed since this run started?"
-            ) from None

@@ -12,6 +12,8 @@ receiving gradients (`backward(inputs=...)`), which its reducer cannot follow.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -61,6 +63,16 @@ def stop() -> None:
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(ranks: Ranks, device: torch.device) -> Iterator[None]:
+    """The process group of a torchrun launch, joined for the block and left together after it."""
+    start(ranks, device)
+    try:
+        yield
+    finally:
+        stop()
 
 
 def local_device(device: torch.device, ranks: Ranks) -> torch.device:
@@ -141,22 +153,3 @@ def gather_objects(value: object) -> list[object]:
     gathered: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, value)
     return gathered
-
-
-def process_rng(device: torch.device) -> dict[str, Tensor]:
-    """This process's own random streams (network noise, penalties): torch's, and its GPU's."""
-    states = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def set_process_rng(states: dict[str, Tensor], device: torch.device) -> None:
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and device.type == "cuda":
-        torch.cuda.set_rng_state(states["cuda"], device)
-
-
-def seed_rank(seed: int, rank: int, step: int = 0) -> None:
-    """Give a rank > 0 its own network-noise stream (rank 0 keeps the single-process one)."""
-    torch.manual_seed(seed * 1_000_003 + 7_919 * rank + step)

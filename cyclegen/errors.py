@@ -22,6 +22,23 @@ class CheckpointError(CycleGenError):
     """A checkpoint that cannot be read or does not match the recipe."""
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """A torn or corrupt checkpoint file: a run falls back to the previous one."""
+
+
+class StateError(CycleGenError):
+    """Saved state that does not fit the part loading it; `path` names where, key by key."""
+
+    def __init__(self, problem: str, path: tuple[str, ...] = ()) -> None:
+        self.problem = problem
+        self.path = path
+        super().__init__(f"{'.'.join(path)}: {problem}" if path else problem)
+
+    def within(self, name: str) -> "StateError":
+        """The same error, seen from the part that holds this one under `name`."""
+        return StateError(self.problem, (name, *self.path))
+
+
 class NonFiniteLossError(CycleGenError):
     """Training produced NaN or infinity."""
 

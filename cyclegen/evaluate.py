@@ -8,10 +8,12 @@ import math
 import torch
 from torch import Tensor, nn
 
-from cyclegen.graph import Graph, domain_generator
+from cyclegen.experiment import Experiment
+from cyclegen.graph import Graph
 from cyclegen.interfaces import Metric
 from cyclegen.registry import Registry
-from cyclegen.trainer import eval_mode
+from cyclegen.runtime import eval_mode
+from cyclegen.streams import domain_generator
 
 CHUNK = 1024
 
@@ -115,3 +117,11 @@ def evaluate(
             section.update(metric.evaluate(inputs, outputs, domain))
         results[f"{'identity' if term.identity else 'cycle'}: {term.path}"] = section
     return results
+
+
+def evaluate_experiment(exp: Experiment, samples: int | None = None) -> dict[str, dict[str, float]]:
+    """`evaluate` with the recipe's metrics, sample count (unless `samples` is given) and seed."""
+    recipe = exp.recipe
+    return evaluate(
+        exp.graph, exp.plugins.registry, recipe.eval.metrics, samples or recipe.eval.samples, recipe.seed, exp.device
+    )

@@ -9,26 +9,34 @@ from typing import Any
 
 import torch
 
+from cyclegen.checkpoint import latest_checkpoint
 from cyclegen.errors import CycleGenError, RecipeError
-from cyclegen.graph import Graph, build_graph
+from cyclegen.graph import WEIGHTS_KEY, Graph, build_graph
 from cyclegen.plugins import Plugins, load_plugins
 from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
+from cyclegen.runtime import AUTOCAST_DTYPES
+from cyclegen.state import Parts
 from cyclegen.toml_writer import dumps
-from cyclegen.trainer import AUTOCAST_DTYPES
 
 RUN_RECIPE = "recipe.toml"
+#: The folder of a run directory that holds its checkpoints.
+CHECKPOINTS = "checkpoints"
 
 
 @dataclass
 class Experiment:
+    """A validated recipe, the plugins it was built with, its graph and the device to run on."""
+
     recipe: Recipe
-    data: dict[str, Any]
+    #: The recipe as data after `--set` overrides, local plugin paths made absolute: what the
+    #: run directory's recipe.toml and every checkpoint record.
+    resolved: dict[str, Any]
     plugins: Plugins
     graph: Graph
     device: torch.device
 
     def resolved_toml(self) -> str:
-        return dumps(self.data)
+        return dumps(self.resolved)
 
 
 def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
@@ -54,6 +62,18 @@ def open_run(run_dir: Path) -> Experiment:
     if not recipe_path.is_file():
         raise CycleGenError(f"{run_dir} is not a run directory: it has no {RUN_RECIPE}")
     return _build(read_recipe(recipe_path), str(recipe_path))
+
+
+def open_trained(run_dir: Path, checkpoint: Path | None = None) -> Experiment:
+    """The experiment of a run directory with the weights of `checkpoint` (default: the run's
+    latest readable one), on its device: what every command on a trained model starts from."""
+    exp = open_run(run_dir)
+    found = latest_checkpoint(Path(run_dir) / CHECKPOINTS, checkpoint)
+    if found is None:
+        raise CycleGenError(f"{run_dir} has no readable checkpoint yet; train it with cyclegen run")
+    found.load_into(Parts({WEIGHTS_KEY: exp.graph}))
+    exp.graph.to(exp.device)
+    return exp
 
 
 def _build(raw: dict[str, Any], source: str) -> Experiment:

@@ -7,23 +7,28 @@ trained by some term.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from cyclegen.errors import RecipeError, unknown_name_message
+from cyclegen.errors import RecipeError, StateError, unknown_name_message
 from cyclegen.interfaces import AdversarialLoss, Domain, Penalty, ReconstructionLoss
 from cyclegen.recipe import Recipe, TermSpec
 from cyclegen.registry import Registry
+from cyclegen.state import State
+from cyclegen.streams import domain_generator
 
 ARROW = "->"
+#: Where a training state (and so a checkpoint) keeps the graph's weights: the part that
+#: commands on a trained run load.
+WEIGHTS_KEY = "net"
 
 
 @dataclass(frozen=True)
-class Path:
+class Route:
     """A start domain followed by the mappers applied in order: `x -> E -> G`."""
 
     start: str
@@ -40,7 +45,7 @@ class Path:
         return f" {ARROW} ".join((self.start, *self.mappers))
 
     @classmethod
-    def parse(cls, text: str, where: str) -> "Path":
+    def parse(cls, text: str, where: str) -> "Route":
         nodes = [node.strip() for node in text.split(ARROW)]
         if len(nodes) < 2 or not all(nodes):
             raise RecipeError(
@@ -55,7 +60,7 @@ class Term:
     """One loss on one path. `critic` is set for adversarial terms, `loss` for reconstruction."""
 
     label: str
-    path: Path
+    path: Route
     weight: float
     critic: str | None = None
     loss: ReconstructionLoss | None = None
@@ -75,7 +80,8 @@ class Graph:
         critic_domains: dict[str, str],
         adversarial: AdversarialLoss,
         terms: list[Term],
-        penalty: Penalty | None = None,
+        penalties: list[Penalty],
+        critic_steps: int,
     ) -> None:
         self.domains = domains
         self.mappers = nn.ModuleDict(mappers)
@@ -84,47 +90,59 @@ class Graph:
         self.critic_domains = critic_domains
         self.adversarial = adversarial
         self.terms = terms
-        self.penalty = penalty
+        #: Every critic penalty, the loss's own and the recipe's, applied to each (real, fake) batch.
+        self.penalties = penalties
+        #: Critic rounds per step: the recipe's, else what the adversarial loss prefers.
+        self.critic_steps = critic_steps
 
     @property
     def networks(self) -> dict[str, nn.Module]:
         return {**self.mappers, **self.critics}
 
-    def end_domain(self, path: Path) -> str:
-        return self.mapper_ends[path.mappers[-1]][1]
+    def state_dict(self) -> State:
+        return {name: net.state_dict() for name, net in self.networks.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, net in self.networks.items():
+            if name not in state:
+                raise StateError("no saved weights for this network", (name,))
+            try:
+                net.load_state_dict(state[name])
+            except RuntimeError as exc:
+                raise StateError(f"the saved weights do not match the recipe's network ({exc})", (name,)) from None
 
     def adversarial_terms(self, critic: str) -> list[Term]:
         return [term for term in self.terms if term.critic == critic]
 
-    def plan(self, paths: Iterable[Path]) -> "Plan":
-        """Compile `paths` into mapper calls, each shared prefix once (see Plan)."""
-        paths = tuple(dict.fromkeys(paths))
-        starts = tuple(dict.fromkeys(path.start for path in paths))
+    def plan(self, routes: Iterable[Route]) -> "Plan":
+        """Compile `routes` into mapper calls, each shared prefix once (see Plan)."""
+        routes = tuple(dict.fromkeys(routes))
+        starts = tuple(dict.fromkeys(route.start for route in routes))
         slot_of: dict[tuple[str, ...], int] = {(start,): i for i, start in enumerate(starts)}
         calls: list[tuple[nn.Module, int]] = []
         outputs: list[int] = []
-        for path in paths:
-            key: tuple[str, ...] = (path.start,)
-            for mapper in path.mappers:
+        for route in routes:
+            key: tuple[str, ...] = (route.start,)
+            for mapper in route.mappers:
                 source = slot_of[key]
                 key = (*key, mapper)
                 if key not in slot_of:
                     slot_of[key] = len(starts) + len(calls)
                     calls.append((self.mappers[mapper], source))
             outputs.append(slot_of[key])
-        return Plan(paths, starts, tuple(calls), tuple(outputs))
+        return Plan(routes, starts, tuple(calls), tuple(outputs))
 
     def run(self, plan: "Plan", inputs: dict[str, Tensor]) -> list[Tensor]:
-        """The output of each of `plan.paths`, in order, on `inputs[path.start]`."""
+        """The output of each of `plan.routes`, in order, on `inputs[route.start]`."""
         values = [inputs[start] for start in plan.starts]
         for mapper, source in plan.calls:
             values.append(mapper(values[source]))
         return [values[slot] for slot in plan.outputs]
 
-    def evaluate(self, paths: Iterable[Path], inputs: dict[str, Tensor]) -> dict[Path, Tensor]:
-        """Run each path on `inputs[path.start]`, computing each shared prefix only once."""
-        plan = self.plan(paths)
-        return dict(zip(plan.paths, self.run(plan, inputs)))
+    def evaluate(self, routes: Iterable[Route], inputs: dict[str, Tensor]) -> dict[Route, Tensor]:
+        """Run each route on `inputs[route.start]`, computing each shared prefix only once."""
+        plan = self.plan(routes)
+        return dict(zip(plan.routes, self.run(plan, inputs)))
 
     def to(self, device: torch.device) -> "Graph":
         self.mappers.to(device)
@@ -134,24 +152,17 @@ class Graph:
 
 @dataclass(frozen=True)
 class Plan:
-    """Paths as a flat list of mapper calls, for a training step that evaluates them every time.
+    """Routes as a flat list of mapper calls, for a training step that evaluates them every time.
 
     Slots hold tensors: first one per start domain (`starts`), then one per call, where call
-    (mapper, source) applies `mapper` to slot `source`. A path's output is slot `outputs[i]`.
+    (mapper, source) applies `mapper` to slot `source`. Route i's output is slot `outputs[i]`.
     Built once, it saves the step the prefix bookkeeping and module lookups.
     """
 
-    paths: tuple[Path, ...]
+    routes: tuple[Route, ...]
     starts: tuple[str, ...]
     calls: tuple[tuple[nn.Module, int], ...]
     outputs: tuple[int, ...]
-
-
-def domain_generator(seed: int, name: str, purpose: str = "train") -> torch.Generator:
-    """A CPU generator for one domain whose stream depends only on seed, name and purpose."""
-    generator = torch.Generator()
-    generator.manual_seed(seed * 1_000_003 + zlib.crc32(f"{purpose}/{name}".encode()))
-    return generator
 
 
 def build_graph(recipe: Recipe, registry: Registry) -> Graph:
@@ -185,12 +196,10 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
     adversarial = registry.build(
         "adversarial_loss", recipe.adversarial.loss, "adversarial.loss", recipe.adversarial.options
     )
+    penalties = list(adversarial.penalties())
     penalty_spec = recipe.adversarial.penalty
-    penalty = (
-        registry.build("penalty", penalty_spec.type, "adversarial.penalty", penalty_spec.options)
-        if penalty_spec is not None
-        else None
-    )
+    if penalty_spec is not None:
+        penalties.append(registry.build("penalty", penalty_spec.type, "adversarial.penalty", penalty_spec.options))
     graph = Graph(
         domains,
         mappers,
@@ -199,7 +208,8 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
         {name: spec.domain for name, spec in recipe.critics.items()},
         adversarial,
         [_term(spec, i, registry, domains, mapper_ends, recipe) for i, spec in enumerate(recipe.terms)],
-        penalty,
+        penalties,
+        recipe.schedule.critic_steps or adversarial.preferred_critic_steps,
     )
     _check_everything_trained(graph)
     _check_shapes(graph, recipe.seed)
@@ -227,7 +237,7 @@ def _term(
     recipe: Recipe,
 ) -> Term:
     where = f"terms[{index}]"
-    path = Path.parse(spec.path, f"{where}.path")
+    path = Route.parse(spec.path, f"{where}.path")
     _domain(domains, path.start, f"{where}.path")
     if spec.kind == "identity":
         return _identity_term(spec, where, path, registry, domains, mapper_ends)
@@ -267,7 +277,7 @@ def _term(
 def _identity_term(
     spec: TermSpec,
     where: str,
-    path: Path,
+    path: Route,
     registry: Registry,
     domains: dict[str, Domain],
     mapper_ends: dict[str, tuple[str, str]],

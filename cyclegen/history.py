@@ -8,18 +8,24 @@ for a stored one (which it replaces).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
+
+from cyclegen.state import State
 
 
 class SampleHistory:
     """Up to `capacity` past samples of one fake path, with its own random stream."""
 
-    def __init__(self, capacity: int, generator: torch.Generator) -> None:
+    def __init__(self, capacity: int, generator: torch.Generator, device: torch.device | None = None) -> None:
         if capacity < 1:
             raise ValueError(f"history capacity must be at least 1, got {capacity}")
         self.capacity = capacity
         self.generator = generator
+        self.device = device or torch.device("cpu")  # where loaded samples go
         self.samples: Tensor | None = None
         self.count = 0
 
@@ -39,18 +45,18 @@ class SampleHistory:
                 self.samples[slots[i]] = fake
         return shown
 
-    def state(self) -> dict[str, Tensor]:
-        state = {"generator": self.generator.get_state()}
+    def state_dict(self) -> State:
+        state: State = {"generator": self.generator.get_state()}
         if self.samples is not None and self.count:
             state["samples"] = self.samples[: self.count]
         return state
 
-    def load(self, state: dict[str, Tensor], device: torch.device) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         stored = state.get("samples")
         self.count = 0 if stored is None else len(stored)
         if stored is None:
             self.samples = None
             return
-        self.samples = stored.new_empty((self.capacity, *stored.shape[1:])).to(device)
-        self.samples[: self.count] = stored.to(device)
+        self.samples = stored.new_empty((self.capacity, *stored.shape[1:])).to(self.device)
+        self.samples[: self.count] = stored.to(self.device)

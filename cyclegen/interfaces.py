@@ -26,6 +26,8 @@ class Domain(ABC):
     """
 
     kind: ClassVar[DomainKind] = "data"
+    #: Whether `show` draws pictures; the engine writes sample pictures only of domains that do.
+    can_show: ClassVar[bool] = False
 
     def __init__(self, name: str, shape: tuple[int, ...]) -> None:
         self.name = name
@@ -38,7 +40,8 @@ class Domain(ABC):
     def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
         """Write a picture of `samples` to `path` (a PNG) and return the path written.
 
-        Domains that lay samples out in a grid use `columns` per row when given.
+        Domains that lay samples out in a grid use `columns` per row when given. A domain
+        that implements this sets `can_show = True`.
         """
         raise NotImplementedError(f"domain {self.name!r} cannot display samples")
 
@@ -116,9 +119,10 @@ class AdversarialLoss(ABC):
     def mapper(self, scores: Tensor) -> Tensor:
         """The mappers' loss on the critic's scores of their outputs."""
 
-    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor | None:
-        """An extra critic loss that needs the critic and samples (gradient penalty, R1)."""
-        return None
+    def penalties(self) -> list["Penalty"]:
+        """Critic penalties this loss needs (WGAN-GP's gradient penalty); the engine applies
+        them beside the recipe's `[adversarial] penalty`, once per (real, fake) batch."""
+        return []
 
     def after_critic_step(self, critic: nn.Module) -> None:
         """Called after each critic update (e.g. weight clipping)."""
@@ -127,8 +131,8 @@ class AdversarialLoss(ABC):
 class Penalty(ABC):
     """A critic regulariser usable beside any adversarial loss (R1, gradient penalty).
 
-    Called once per (real batch, fake batch) the critic is trained on, like
-    `AdversarialLoss.penalty`; returns the weighted penalty.
+    Called once per (real batch, fake batch) the critic is trained on, whether the recipe
+    names it or a loss lists it in `AdversarialLoss.penalties()`; returns the weighted penalty.
     """
 
     @abstractmethod

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from cyclegen.errors import RecipeError, unknown_name_message
+from cyclegen.errors import RecipeError, StateError, unknown_name_message
 from cyclegen.graph import Graph
 from cyclegen.recipe import ClipSpec, LRScheduleSpec, OptimSpec
+from cyclegen.state import State
 
 
 @dataclass
@@ -31,6 +34,15 @@ class OptimGroup:
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> State:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        try:
+            self.optimizer.load_state_dict(dict(state))
+        except (ValueError, KeyError) as exc:
+            raise StateError(f"the saved optimiser state does not fit networks {self.networks} ({exc})") from None
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)

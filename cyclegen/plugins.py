@@ -33,9 +33,8 @@ class PluginInfo:
 
 @dataclass
 class Plugins:
-    """The loaded plugin manager and the registry its plugins filled."""
+    """The registry the loaded plugins filled, and what was loaded."""
 
-    manager: pluggy.PluginManager
     registry: Registry
     infos: list[PluginInfo]
 
@@ -71,7 +70,7 @@ def load_plugins(local: Iterable[str] = ()) -> Plugins:
     for impl in manager.hook.cyclegen_register.get_hookimpls():
         info = infos[impl.plugin_name]
         impl.function(registry=Registrar(registry, info.name, info.version))
-    return Plugins(manager, registry, sorted(infos.values(), key=lambda i: i.name))
+    return Plugins(registry, sorted(infos.values(), key=lambda i: i.name))
 
 
 def _load_entry_points(manager: pluggy.PluginManager) -> list[PluginInfo]:

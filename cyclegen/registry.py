@@ -36,11 +36,6 @@ class Component:
     plugin: str
     version: str
 
-    @property
-    def summary(self) -> str:
-        doc = inspect.getdoc(self.factory) or ""
-        return doc.split("\n\n")[0].replace("\n", " ")
-
     def options(self) -> dict[str, inspect.Parameter]:
         """The recipe options this component takes (its factory's keyword arguments)."""
         params = inspect.signature(self.factory).parameters

@@ -1,4 +1,9 @@
-"""A training run: the run directory, the step loop, samples, checkpoints, logs and resume."""
+"""A training run: the run directory, the step loop, samples, checkpoints, logs and resume.
+
+`train_recipe` is the one way a run starts, from `cyclegen run`, under torchrun or from
+Python: it joins the process group, opens the recipe on this process's device, resumes from
+the run directory, trains, and leaves the group again however the run ends.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from cyclegen import __version__
+from cyclegen import __version__, distributed
 from cyclegen.allocator import keep_freed_memory
-from cyclegen.checkpoint import latest_checkpoint, restore, save_checkpoint
-from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, gather_objects, mean_over_ranks, process_rng
+from cyclegen.checkpoint import latest_checkpoint, save_checkpoint
+from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, mean_over_ranks
 from cyclegen.errors import CycleGenError, NonFiniteLossError
-from cyclegen.evaluate import evaluate, metrics_json
-from cyclegen.experiment import RUN_RECIPE, Experiment
+from cyclegen.evaluate import evaluate_experiment, metrics_json
+from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
+from cyclegen.graph import Graph
 from cyclegen.progress import Reporter
 from cyclegen.recipe import load_recipe
 from cyclegen.samples import SampleWriter
@@ -32,11 +38,38 @@ MODEL_SECTIONS = ("seed", "domains", "mappers", "critics", "adversarial", "terms
 
 @dataclass
 class RunResult:
+    """How a run ended; `samples` and `metrics` are rank 0's final ones (empty if interrupted)."""
+
     run_dir: Path
     step: int
     interrupted: bool
+    is_main: bool
+    graph: Graph
     samples: list[Path] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def train_recipe(
+    recipe: Path,
+    overrides: list[str] = (),  # type: ignore[assignment]
+    out: Path | None = None,
+    resume: bool = False,
+    console: Console | None = None,
+) -> RunResult:
+    """Train `recipe` (with `--set` style `overrides`) into `out`, default runs/<name>.
+
+    Under torchrun (the environment says so) every process trains its share of each global
+    batch on its own device, and rank 0 writes the run directory. `resume` requires a
+    checkpoint to resume from; without it an existing run directory is resumed anyway.
+    """
+    ranks = distributed.from_environment()
+    exp = open_recipe(recipe, list(overrides))
+    exp.device = distributed.local_device(exp.device, ranks)
+    run_dir = out or Path("runs") / exp.recipe.name
+    with distributed.process_group(ranks, exp.device):
+        run = Run(exp, run_dir, console, ranks)
+        run.prepare(require_checkpoint=resume)
+        return run.train()
 
 
 class Run:
@@ -60,7 +93,7 @@ class Run:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.dir / "checkpoints"
+        return self.dir / CHECKPOINTS
 
     def prepare(self, require_checkpoint: bool = False) -> None:
         """Create the run directory, or check it holds this recipe and resume from it."""
@@ -71,7 +104,7 @@ class Run:
         if checkpoint is None and require_checkpoint:
             raise CycleGenError(f"--resume: no readable checkpoint in {self.checkpoint_dir}")
         if checkpoint is not None:
-            restore(self.trainer, checkpoint)
+            checkpoint.load_into(self.trainer)
             self.saved_step = checkpoint.step
             self.console.print(f"resuming from {checkpoint.path} (step {checkpoint.step})", highlight=False)
         barrier()  # every rank has read the directory before rank 0 changes it
@@ -139,13 +172,12 @@ class Run:
             reporter.close()
         self.flush_log()
         self.checkpoint()
-        if self.stop_requested:
-            return RunResult(self.dir, trainer.step_count, True)
-        if not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
-            return RunResult(self.dir, trainer.step_count, False)
-        samples = self.write_samples(sampler, trainer.step_count)
-        metrics = self.evaluate()
-        return RunResult(self.dir, trainer.step_count, False, samples, metrics)
+        ended = RunResult(self.dir, trainer.step_count, self.stop_requested, self.ranks.is_main, self.exp.graph)
+        if self.stop_requested or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
+            return ended
+        ended.samples = self.write_samples(sampler, trainer.step_count)
+        ended.metrics = self.evaluate()
+        return ended
 
     def stopping(self) -> bool:
         """Ctrl-C seen by any rank stops all of them at the same step (one tiny all-reduce a
@@ -157,7 +189,7 @@ class Run:
         """Sample pictures (rank 0), from eager networks: compiling for a rare call costs more than it saves."""
         if sampler is None:
             return []
-        with self.trainer.eager():
+        with self.trainer.runtime.eager():
             return sampler.write(step)
 
     # -- logging and non-finite detection -------------------------------------------------
@@ -195,34 +227,26 @@ class Run:
 
     def checkpoint(self) -> None:
         self.flush_log()  # never save weights that a non-finite loss has already spoiled
-        if self.saved_step == self.trainer.step_count:
+        step = self.trainer.step_count
+        if self.saved_step == step:
             return
-        rank_streams = gather_objects(process_rng(self.exp.device))
-        self.saved_step = self.trainer.step_count
+        state = self.trainer.state_dict()  # on every rank: it gathers each rank's noise stream
+        self.saved_step = step
         if not self.ranks.is_main:
             return
-        meta: dict[str, Any] = {
+        info: dict[str, Any] = {
             "cyclegen_version": __version__,
             "plugins": self.exp.plugins.versions(),
-            "recipe": self.exp.data,
+            "recipe": self.exp.resolved,
         }
-        keep = self.recipe.train.keep_checkpoints
-        save_checkpoint(self.checkpoint_dir, self.trainer, meta, keep, rank_streams[1:])
-        self.saved_step = self.trainer.step_count
+        save_checkpoint(self.checkpoint_dir, step, state, info, self.recipe.train.keep_checkpoints)
 
     # -- evaluation -----------------------------------------------------------------------
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """The final evaluation, in float32 and with eager networks (as `cyclegen eval` runs it)."""
-        with self.trainer.eager():
-            metrics = evaluate(
-                self.exp.graph,
-                self.exp.plugins.registry,
-                self.recipe.eval.metrics,
-                self.recipe.eval.samples,
-                self.recipe.seed,
-                self.exp.device,
-            )
+        with self.trainer.runtime.eager():
+            metrics = evaluate_experiment(self.exp)
         (self.dir / "eval.json").write_text(metrics_json(metrics) + "\n")
         return metrics
 

@@ -8,11 +8,9 @@ import torch
 from torch import Tensor
 
 from cyclegen.evaluate import map_in_chunks, samplers, translators
-from cyclegen.graph import Graph
-from cyclegen.graph import Path as GraphPath
-from cyclegen.graph import domain_generator
-from cyclegen.interfaces import Domain
-from cyclegen.trainer import eval_mode
+from cyclegen.graph import Graph, Route
+from cyclegen.runtime import eval_mode
+from cyclegen.streams import domain_generator
 
 
 class SampleWriter:
@@ -25,10 +23,10 @@ class SampleWriter:
 
     def __init__(self, graph: Graph, seed: int, count: int, device: torch.device, directory: Path) -> None:
         self.graph, self.seed, self.count, self.device, self.directory = graph, seed, count, device, directory
-        shown = [name for name, domain in graph.domains.items() if displays(domain)]
+        shown = [name for name, domain in graph.domains.items() if domain.can_show]
         ends = graph.mapper_ends
         self.fixed = {name: self._draw(ends[name][0], "fixed") for name in samplers(graph) if ends[name][1] in shown}
-        self.cycles: dict[GraphPath, Tensor] = {
+        self.cycles: dict[Route, Tensor] = {
             term.path: self._draw(term.path.start, "fixed")
             for term in graph.terms
             if term.loss is not None
@@ -66,7 +64,3 @@ class SampleWriter:
     def _path(self, stem: str, step: int) -> Path:
         return self.directory / f"{stem}-step{step:09d}.png"
 
-
-def displays(domain: Domain) -> bool:
-    """Whether the domain draws pictures (plugins need not: their samples are then not shown)."""
-    return type(domain).show is not Domain.show

@@ -12,29 +12,19 @@ from pathlib import Path
 from rich.console import Console
 from safetensors.torch import save_file
 
-from cyclegen import distributed
-from cyclegen.experiment import open_recipe
-from cyclegen.run import Run
+from cyclegen.distributed import from_environment
+from cyclegen.run import train_recipe
 
 
 def main() -> None:
     recipe, run_dir, dump, *overrides = sys.argv[1:]
-    ranks = distributed.from_environment()
-    exp = open_recipe(Path(recipe), overrides)
-    exp.device = distributed.local_device(exp.device, ranks)
-    distributed.start(ranks, exp.device)
-    try:
-        run = Run(exp, Path(run_dir), Console(quiet=True), ranks)
-        run.prepare()
-        run.train()
-    finally:
-        distributed.stop()
+    result = train_recipe(Path(recipe), overrides, Path(run_dir), console=Console(quiet=True))
     weights = {
         f"{name}.{key}": value.detach().cpu().contiguous()
-        for name, net in run.trainer.graph.networks.items()
+        for name, net in result.graph.networks.items()
         for key, value in net.state_dict().items()
     }
-    save_file(weights, str(Path(dump) / f"rank{ranks.rank}.safetensors"))
+    save_file(weights, str(Path(dump) / f"rank{from_environment().rank}.safetensors"))
 
 
 if __name__ == "__main__":

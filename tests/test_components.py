@@ -8,7 +8,7 @@ import tomllib
 import pytest
 import torch
 
-from cyclegen.graph import domain_generator
+from cyclegen.streams import domain_generator
 from cyclegen.plugins import load_plugins
 from cyclegen.toml_writer import dumps
 from tests.conftest import aegan_data

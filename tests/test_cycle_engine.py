@@ -33,14 +33,14 @@ ROUTES = {
 def test_each_cyclegan_term_reaches_exactly_its_mappers(tmp_path: Path, label: str) -> None:
     trainer = make_trainer(tmp_path, cyclegan_data())
     index = trainer.loss_names.index(label) - len(trainer.graph.critics)
-    losses = trainer.term_losses(trainer.draw_inputs(trainer.term_paths))
+    losses = trainer.term_losses(trainer.draw_starts(trainer.term_plan.starts))
     losses[index].backward(inputs=trainer.mapper_params)
     assert reached(trainer) == ROUTES[label]
 
 
 def test_identity_term_feeds_the_start_domain_to_the_mapper(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, cyclegan_data())
-    inputs = trainer.draw_inputs(trainer.term_paths)
+    inputs = trainer.draw_starts(trainer.term_plan.starts)
     index = trainer.loss_names.index("idt l1(a -> H)") - len(trainer.graph.critics)
     expected = (trainer.graph.mappers["H"](inputs["a"]) - inputs["a"]).abs().mean()
     assert torch.allclose(trainer.term_losses(inputs)[index], expected)
@@ -68,34 +68,6 @@ def test_identity_term_needs_equal_shapes(tmp_path: Path) -> None:
 # -- sample history ---------------------------------------------------------------------
 
 
-def test_history_passes_fakes_through_until_full_then_swaps_about_half() -> None:
-    history = SampleHistory(6, torch.Generator().manual_seed(0))
-    first = torch.arange(4.0)[:, None]
-    assert torch.equal(history.exchange(first), first)
-    second = torch.arange(4.0, 8.0)[:, None]
-    shown = history.exchange(second)  # 2 more fill the history; the other 2 may be swapped
-    assert torch.equal(shown[:2], second[:2]) and history.count == 6
-    swapped = 0
-    for step in range(50):
-        fresh = torch.full((4, 1), 100.0 + step)
-        shown = history.exchange(fresh)
-        from_history = shown[:, 0] != fresh[:, 0]
-        swapped += int(from_history.sum())
-        assert (shown[from_history, 0] < 100.0 + step).all()  # only older samples come back
-    assert 70 <= swapped <= 130  # about half of 200
-
-
-def test_history_is_deterministic_and_round_trips() -> None:
-    a, b = SampleHistory(5, torch.Generator().manual_seed(1)), SampleHistory(5, torch.Generator().manual_seed(1))
-    batches = [torch.randn(3, 2) for _ in range(6)]
-    for batch in batches[:3]:
-        assert torch.equal(a.exchange(batch), b.exchange(batch))
-    restored = SampleHistory(5, torch.Generator())
-    restored.load(a.state(), torch.device("cpu"))
-    for batch in batches[3:]:
-        assert torch.equal(a.exchange(batch), restored.exchange(batch))
-
-
 def test_critic_sees_fakes_through_its_history(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, cyclegan_data())
     assert set(trainer.histories) == {("Da", p) for p in trainer.critic_fake_paths["Da"]} | {
@@ -119,27 +91,12 @@ def test_resume_with_histories_and_lr_schedule_is_bit_exact(tmp_path: Path) -> N
 # -- learning-rate schedules ------------------------------------------------------------
 
 
-def test_linear_decay_factor() -> None:
-    spec = LRScheduleSpec(type="linear-decay", decay_start=100, decay_end=200)
-    factors = [spec.factor(s, 1000) for s in (0, 99, 100, 150, 199, 200, 250)]
-    assert factors == pytest.approx([1, 1, 1, 0.5, 0.01, 0, 0])
-    assert LRScheduleSpec(type="linear-decay", decay_start=5).factor(7, 10) == pytest.approx(0.6)
-    assert LRScheduleSpec().factor(10**6, 10) == 1.0
-
-
 def test_trainer_applies_and_logs_the_schedule(tmp_path: Path) -> None:
     run = train(write_recipe(tmp_path, cyclegan_data(steps=12, checkpoint_every=0)), tmp_path / "run")
     lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     # Logged after steps 4, 8, 12: the lr of their last updates (0-based 3, 7, 11), decaying from update 6.
     assert [round(line["lr"]["mappers"] / 1e-3, 6) for line in lines] == [1.0, round(1 - 1 / 6, 6), round(1 - 5 / 6, 6)]
     assert run.trainer.groups[0].lr == pytest.approx(1e-3 / 6)
-
-
-def test_decay_must_start_before_it_ends(tmp_path: Path) -> None:
-    data = cyclegan_data(steps=10)
-    data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 10
-    with pytest.raises(RecipeError, match="decay_start .10. must come before decay_end .10."):
-        open_recipe(write_recipe(tmp_path, data))
 
 
 # -- translations scored against true pairs -----------------------------------------------

@@ -10,7 +10,7 @@ import torch
 
 from cyclegen.errors import RecipeError
 from cyclegen.experiment import open_recipe
-from cyclegen.graph import Path as GraphPath
+from cyclegen.graph import Route
 from tests.conftest import aegan_data, write_recipe
 
 
@@ -58,26 +58,6 @@ def test_untrained_networks_are_reported(tmp_path: Path) -> None:
     assert "critic 'Dz' judges no term" in str(info.value)
 
 
-def test_network_outside_every_optimiser_group(tmp_path: Path) -> None:
-    data = aegan_data()
-    data["optim"]["mappers"]["networks"] = ["G"]
-    exp = build(tmp_path, data)
-    from cyclegen.trainer import Trainer
-
-    with pytest.raises(RecipeError, match="'E' are in no optimiser group"):
-        Trainer(exp.graph, exp.recipe, torch.device("cpu"))
-
-
-def test_mixed_optimiser_group_is_refused(tmp_path: Path) -> None:
-    data = aegan_data()
-    data["optim"] = {"all": {"networks": ["G", "E", "Dx", "Dz"]}}
-    exp = build(tmp_path, data)
-    from cyclegen.trainer import Trainer
-
-    with pytest.raises(RecipeError, match="only mappers or only critics"):
-        Trainer(exp.graph, exp.recipe, torch.device("cpu"))
-
-
 WRONG_SHAPE_PLUGIN = """
 import torch
 from cyclegen import Mapper, hookimpl
@@ -108,12 +88,12 @@ def test_shape_mismatch_is_found_before_training(tmp_path: Path) -> None:
 
 
 def test_path_parsing_and_text() -> None:
-    path = GraphPath.parse(" x ->E->  G ", "t")
-    assert path == GraphPath("x", ("E", "G"))
+    path = Route.parse(" x ->E->  G ", "t")
+    assert path == Route("x", ("E", "G"))
     assert str(path) == "x -> E -> G"
     for bad in ["x", "x -> ", "-> G", ""]:
         with pytest.raises(RecipeError, match="must be a domain followed by one or more mappers"):
-            GraphPath.parse(bad, "t")
+            Route.parse(bad, "t")
 
 
 def test_shared_prefixes_are_computed_once(aegan_recipe: Path) -> None:
@@ -127,4 +107,4 @@ def test_shared_prefixes_are_computed_once(aegan_recipe: Path) -> None:
     # x -> E, x -> E -> G, z -> G, z -> G -> E: four distinct prefixes, four mapper calls.
     assert calls == Counter({"E": 2, "G": 2})
     expected = graph.mappers["G"](graph.mappers["E"](inputs["x"]))
-    assert torch.equal(outputs[GraphPath("x", ("E", "G"))], expected)
+    assert torch.equal(outputs[Route("x", ("E", "G"))], expected)

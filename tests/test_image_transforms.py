@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cyclegen.errors import RecipeError
-from cyclegen.graph import domain_generator
+from cyclegen.streams import domain_generator
 from tests.test_images import SHARED_ZIP, half_and_half, images
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 import cyclegen_images.loading as loading
 from cyclegen.errors import RecipeError
-from cyclegen.graph import domain_generator
+from cyclegen.streams import domain_generator
 from cyclegen.plugins import load_plugins
 
 REGISTRY = load_plugins().registry

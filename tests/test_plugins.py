@@ -98,7 +98,7 @@ def test_local_plugin_file_named_by_the_recipe(tmp_path: Path) -> None:
     exp = open_recipe(write_recipe(recipe_dir, data))
     assert exp.graph.domains["x"].length == 2.0
     assert exp.plugins.versions()["local:line_plugin"] == "1.2.3"
-    assert exp.data["plugins"] == [str((recipe_dir / "line_plugin.py").resolve())]
+    assert exp.resolved["plugins"] == [str((recipe_dir / "line_plugin.py").resolve())]
 
 
 def test_missing_local_plugin_file(tmp_path: Path) -> None:

@@ -78,32 +78,6 @@ def test_run_directory_contents(tmp_path: Path, aegan_recipe: Path) -> None:
     assert meta["recipe"]["name"] == "tiny-aegan"
 
 
-def test_only_the_last_checkpoints_are_kept(tmp_path: Path, aegan_recipe: Path) -> None:
-    run_dir = tmp_path / "run"
-    train(aegan_recipe, run_dir, ["train.checkpoint_every=2", "train.keep_checkpoints=2"])
-    assert [p.name for p in checkpoint_files(run_dir / "checkpoints")] == [
-        "step-000000018.safetensors",
-        "step-000000020.safetensors",
-    ]
-
-
-def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Path, aegan_recipe: Path) -> None:
-    run_dir = tmp_path / "run"
-    train(aegan_recipe, run_dir)
-    newest = run_dir / "checkpoints" / "step-000000020.safetensors"
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="unreadable"):
-        read_checkpoint(newest)
-    with pytest.warns(UserWarning, match="step-000000020.safetensors is unreadable"):
-        found = latest_checkpoint(run_dir / "checkpoints")
-    assert found is not None and found.step == 10
-    with pytest.warns(UserWarning):
-        resumed = train(aegan_recipe, run_dir)
-    assert resumed.trainer.step_count == 20
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [5, 10, 15, 20]  # the log of steps 11-20 was replaced, not duplicated
-
-
 def test_rerun_with_a_different_model_is_refused(tmp_path: Path, aegan_recipe: Path) -> None:
     run_dir = tmp_path / "run"
     train(aegan_recipe, run_dir, ["train.steps=5"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -43,6 +43,8 @@ class Images(Domain):
     while `held_out()` gives both views of the same held-out faces: true pairs for
     scoring translations.
     """
+
+    can_show: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -8,9 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from cyclegen import Domain, Metric, PairMetric, hookimpl
+from cyclegen import Domain, DomainKind, Metric, PairMetric, hookimpl
 from cyclegen_plots import latent_png
-from cyclegen.interfaces import DomainKind
 
 
 class MomentsMetric(Metric):
@@ -36,6 +35,7 @@ class LatentError(PairMetric):
 
 class PriorDomain(Domain):
     kind: ClassVar[DomainKind] = "prior"
+    can_show: ClassVar[bool] = True
 
     def __init__(self, name: str, dim: int) -> None:
         if dim < 1:

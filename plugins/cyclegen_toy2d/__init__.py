@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -14,6 +15,8 @@ from cyclegen_plots import scatter_png
 
 class MixtureDomain(Domain):
     """Equal-weight isotropic Gaussians at fixed `centres` with standard deviation `std`."""
+
+    can_show: ClassVar[bool] = True
 
     def __init__(self, name: str, centres: Tensor, std: float) -> None:
         if std <= 0:

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from cyclegen import AdversarialLoss
+from cyclegen import AdversarialLoss, Penalty
 from cyclegen_wasserstein.penalties import GradientPenalty
 
 
@@ -60,5 +60,5 @@ class WGANGP(Wasserstein):
     def __init__(self, gp_weight: float = 10.0) -> None:
         self.gradient_penalty = GradientPenalty(weight=gp_weight)
 
-    def penalty(self, critic: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
-        return self.gradient_penalty(critic, real, fake)
+    def penalties(self) -> list[Penalty]:
+        return [self.gradient_penalty]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -27,6 +28,8 @@ class Moons(Domain):
     The data is synthetic and unlimited, so the train and test splits draw from the same
     distribution and no sample has an identity (no `held_out`).
     """
+
+    can_show: ClassVar[bool] = True  # it draws pictures (`show` below)
 
     def __init__(self, name: str, noise: float = 0.05) -> None:
         if noise <= 0:

@@ -25,7 +25,7 @@ from cyclegen_wasserstein import R1, WGAN, WGANGP, GradientPenalty
 from tests.conftest import aegan_data, write_recipe
 from tests.test_shipped_recipes import RECIPES, faces, open_anime  # noqa: F401 - faces is a fixture
 
-PLUGIN_ROOT = Path(__file__).resolve().parents[1] / "plugins" / "cyclegen-wasserstein"
+PLUGIN_ROOT = Path(__file__).resolve().parents[1]
 INSTALL = "pip install -e plugins/cyclegen-wasserstein"
 COMPONENTS = {
     ("adversarial_loss", "wgan"),
@@ -87,7 +87,7 @@ def test_wasserstein_losses_are_signed_means_in_float32() -> None:
         assert loss.critic_fake(scores).item() == pytest.approx(1.5)
         assert loss.mapper(scores).item() == pytest.approx(-1.5)
         assert type(loss).preferred_critic_steps == 5
-    assert WGAN().penalty(nn.Linear(2, 1), torch.zeros(3, 2), torch.zeros(3, 2)) is None
+    assert WGAN().penalties() == []
 
 
 # -- penalties by hand -----------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_gradient_penalty_of_a_linear_critic_is_exact() -> None:
     # it trains the critic: d/dw weight * (|w| - t)^2 = 2 weight (|w| - t) w / |w|
     (grad,) = torch.autograd.grad(penalty, critic[1].weight)
     assert torch.allclose(grad, 2 * 2.0 * (5 - 2) * critic[1].weight / 5, atol=1e-5)
-    assert WGANGP(gp_weight=3.0).penalty(critic, real, fake).item() == pytest.approx(3 * 4**2, rel=1e-6)
+    assert WGANGP(gp_weight=3.0).penalties()[0](critic, real, fake).item() == pytest.approx(3 * 4**2, rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", list(CRITICS))
@@ -184,7 +184,8 @@ ZERO_GRADIENT = {"constant": constant_critic, "dead-relu": dead_relu_critic}
 
 def penalty_under_autocast(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, list[Tensor]]:
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        penalty = WGANGP().penalty(critic, real, fake)
+        (gradient_penalty,) = WGANGP().penalties()
+        penalty = gradient_penalty(critic, real, fake)
     grads = torch.autograd.grad(penalty, list(critic.parameters()), allow_unused=True)
     return penalty, [g for g in grads if g is not None]
 
@@ -264,14 +265,14 @@ def critic_params(trainer: Trainer, name: str) -> list[Tensor]:
 @pytest.mark.parametrize("loss", ["wgan", "wgan-gp"])
 def test_wasserstein_losses_get_five_critic_rounds_unless_the_schedule_says(tmp_path: Path, loss: str) -> None:
     trainer = trainer_for(tmp_path, {"loss": loss})
-    assert trainer.critic_steps == 5
+    assert trainer.graph.critic_steps == 5
     updates: list[str] = []
     for group in trainer.critic_groups:
         group.optimizer.register_step_post_hook(lambda *_, name=group.name: updates.append(name))
     trainer.step()
     assert sorted(updates) == ["image_critic"] * 5 + ["latent_critic"] * 5
-    assert trainer_for(tmp_path, {"loss": loss}, "set.toml", critic_steps=2).critic_steps == 2
-    assert trainer_for(tmp_path, {"loss": "bce"}, "bce.toml").critic_steps == 1
+    assert trainer_for(tmp_path, {"loss": loss}, "set.toml", critic_steps=2).graph.critic_steps == 2
+    assert trainer_for(tmp_path, {"loss": "bce"}, "bce.toml").graph.critic_steps == 1
 
 
 def test_wgan_clips_every_critic_weight_after_each_update(tmp_path: Path) -> None:
@@ -361,7 +362,7 @@ def test_grid_wgan_recipe_validates() -> None:
     exp = open_recipe(RECIPES / "aegan_grid_wgan.toml")
     assert isinstance(exp.graph.adversarial, WGANGP) and exp.graph.adversarial.gradient_penalty.weight == 10.0
     assert exp.recipe.schedule.critic_steps is None  # so WGAN-GP's 5 rounds apply
-    assert Trainer(exp.graph, exp.recipe, torch.device("cpu")).critic_steps == 5
+    assert exp.graph.critic_steps == 5
 
 
 def test_anime_wgan_recipe_validates(faces: Path) -> None:

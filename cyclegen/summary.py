@@ -1,0 +1,74 @@
+"""What the command line shows: a recipe's graph and schedule, metrics, installed plugins."""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+from torch import nn
+
+from cyclegen.experiment import Experiment
+from cyclegen.plugins import Plugins
+
+
+def describe(exp: Experiment) -> list[RenderableType]:
+    """The graph (domains, mappers, critics with parameter counts), its terms and its schedule."""
+    graph, recipe = exp.graph, exp.recipe
+    table = Table("", "name", "type", "maps / judges", "shape / params", title=f"recipe {recipe.name!r}")
+    for name, domain in graph.domains.items():
+        table.add_row("domain", name, recipe.domains[name].type, domain.kind, str(domain.shape))
+    for name, mapper in graph.mappers.items():
+        source, target = graph.mapper_ends[name]
+        table.add_row("mapper", name, recipe.mappers[name].type, f"{source} -> {target}", f"{parameters(mapper):,}")
+    for name, critic in graph.critics.items():
+        table.add_row("critic", name, recipe.critics[name].type, graph.critic_domains[name], f"{parameters(critic):,}")
+    penalty = recipe.adversarial.penalty
+    losses = recipe.adversarial.loss + (f", penalty: {penalty.type}" if penalty else "")
+    terms = Table("term", "weight", title=f"terms (adversarial loss: {losses})")
+    for term in graph.terms:
+        terms.add_row(term.label, f"{term.weight:g}")
+    s, train = recipe.schedule, recipe.train
+    lines = [
+        f"schedule: {graph.critic_steps} critic round(s) ({s.critic_batches} batches, fakes in {s.fakes} mode), "
+        f"{s.mapper_steps} mapper update(s) per step; {train.steps} steps at batch {train.batch_size}, "
+        f"precision {train.precision}, channels_last {'on' if train.channels_last else 'off'}, "
+        f"compile {'on' if train.compile else 'off'}"
+    ]
+    histories = [f"{name} keeps {spec.history}" for name, spec in recipe.critics.items() if spec.history]
+    if histories:
+        lines.append(f"sample histories: {', '.join(histories)} past fakes per path")
+    for name, spec in recipe.optim.items():
+        schedule = spec.lr_schedule
+        if schedule.type != "constant":
+            end = schedule.decay_end or train.steps
+            lines.append(f"optim.{name}: lr {spec.lr:g} until step {schedule.decay_start}, then linear decay to 0 at step {end}")
+    return [table, terms, *(Text(line) for line in lines)]
+
+
+def parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> Table:
+    table = Table("evaluated", "metric", "value")
+    for section, values in metrics.items():
+        for i, (key, value) in enumerate(values.items()):
+            table.add_row(section if i == 0 else "", key, f"{value:.4g}")
+    return table
+
+
+def plugins_table(loaded: Plugins) -> Table:
+    """Each plugin with its version and every component it registers, with the component's options."""
+    table = Table("plugin", "version", "kind", "name", "options")
+    for info in loaded.infos:
+        first = True
+        for kind, components in loaded.registry.components.items():
+            for name, component in sorted(components.items()):
+                if component.plugin != info.name:
+                    continue
+                options = ", ".join(component.options())
+                table.add_row(info.name if first else "", info.version if first else "", kind, name, options)
+                first = False
+        if first:
+            table.add_row(info.name, info.version, "", "(nothing registered)", "")
+    return table

@@ -1,0 +1,97 @@
+"""Optimiser groups: membership checks, clipping, learning-rate schedules, state round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cyclegen.errors import RecipeError, StateError
+from cyclegen.experiment import open_recipe
+from cyclegen.optim import OptimGroup, build_optim_groups, clip_per_tensor
+from cyclegen.recipe import ClipSpec, LRScheduleSpec
+from cyclegen.trainer import Trainer
+from tests.conftest import aegan_data, cyclegan_data, write_recipe
+
+
+def test_linear_decay_factor() -> None:
+    spec = LRScheduleSpec(type="linear-decay", decay_start=100, decay_end=200)
+    factors = [spec.factor(s, 1000) for s in (0, 99, 100, 150, 199, 200, 250)]
+    assert factors == pytest.approx([1, 1, 1, 0.5, 0.01, 0, 0])
+    assert LRScheduleSpec(type="linear-decay", decay_start=5).factor(7, 10) == pytest.approx(0.6)
+    assert LRScheduleSpec().factor(10**6, 10) == 1.0
+
+
+def test_decay_must_start_before_it_ends(tmp_path: Path) -> None:
+    data = cyclegan_data(steps=10)
+    data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 10
+    with pytest.raises(RecipeError, match="decay_start .10. must come before decay_end .10."):
+        open_recipe(write_recipe(tmp_path, data))
+
+
+def test_per_tensor_clipping_bounds_each_gradient() -> None:
+    grads = [torch.full((3,), 10.0), torch.full((2,), 0.1)]
+    clip_per_tensor(grads, 1.0)
+    assert torch.linalg.vector_norm(grads[0]).item() == pytest.approx(1.0)
+    assert torch.allclose(grads[1], torch.full((2,), 0.1))
+
+
+def test_network_outside_every_optimiser_group(tmp_path: Path) -> None:
+    data = aegan_data()
+    data["optim"]["mappers"]["networks"] = ["G"]
+    exp = open_recipe(write_recipe(tmp_path, data))
+    with pytest.raises(RecipeError, match="'E' are in no optimiser group"):
+        build_optim_groups(exp.graph, exp.recipe.optim)
+
+
+def test_mixed_optimiser_group_is_refused(tmp_path: Path) -> None:
+    data = aegan_data()
+    data["optim"] = {"all": {"networks": ["G", "E", "Dx", "Dz"]}}
+    exp = open_recipe(write_recipe(tmp_path, data))
+    with pytest.raises(RecipeError, match="only mappers or only critics"):
+        build_optim_groups(exp.graph, exp.recipe.optim)
+
+
+def test_clipping_sees_unscaled_gradients() -> None:
+    """The scaler unscales before the group clips, so clipping acts on true gradient norms."""
+
+    def clipped_update(scaler: torch.amp.GradScaler) -> torch.Tensor:
+        weight = nn.Parameter(torch.ones(3))
+        optimizer = torch.optim.SGD([weight], lr=1.0)
+        group = OptimGroup("g", ["net"], [weight], optimizer, ClipSpec(per_tensor=0.5), 1.0, LRScheduleSpec())
+        scaler.scale((weight * torch.tensor([1.0, 2.0, 3.0])).sum()).backward()
+        group.step(scaler)
+        return weight.detach()
+
+    plain = clipped_update(torch.amp.GradScaler("cpu", enabled=False))
+    scaled = clipped_update(torch.amp.GradScaler("cpu", init_scale=1024.0))
+    torch.testing.assert_close(scaled, plain)
+    assert torch.linalg.vector_norm(1 - plain) == pytest.approx(0.5)
+
+
+def trained_groups(tmp_path: Path, name: str) -> list[OptimGroup]:
+    exp = open_recipe(write_recipe(tmp_path, aegan_data(), name))
+    trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
+    trainer.step()
+    return trainer.groups
+
+
+def test_group_state_round_trips_into_a_fresh_group(tmp_path: Path) -> None:
+    trained, fresh = trained_groups(tmp_path, "a.toml"), build_optim_groups(
+        open_recipe(write_recipe(tmp_path, aegan_data(), "b.toml")).graph, {}
+    )
+    source = trained[0]
+    target = next(group for group in fresh[0] if group.name == "mappers")
+    assert target.optimizer.state == {}
+    target.load_state_dict(source.state_dict())
+    for p_source, p_target in zip(source.params, target.params):
+        saved, loaded = source.optimizer.state[p_source], target.optimizer.state[p_target]
+        assert saved.keys() == loaded.keys() and all(torch.equal(saved[k], loaded[k]) for k in saved)
+
+
+def test_group_state_of_other_networks_is_refused(tmp_path: Path) -> None:
+    mappers, critic = trained_groups(tmp_path, "a.toml")[0], trained_groups(tmp_path, "b.toml")[1]
+    with pytest.raises(StateError, match=r"does not fit networks \['G', 'E'\]"):
+        mappers.load_state_dict(critic.state_dict())
