@@ -63,10 +63,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def iteration_seconds(trainer: Trainer) -> float:
-    synchronize(trainer.device)
+    synchronize(trainer.runtime.device)
     start = time.perf_counter()
     trainer.step()
-    synchronize(trainer.device)
+    synchronize(trainer.runtime.device)
     return time.perf_counter() - start
 
 
@@ -115,9 +115,9 @@ def main() -> None:
         trainers = {name: trainer_for(batch, args.data, VARIANTS[name], args.device) for name in args.variants}
         # The first step is the warm-up (and the compilation); it also counts FLOPs where the
         # counter can see them (compiled kernels bypass it).
-        flops = {name: 0 if t.compiled else iteration_flops(t) for name, t in trainers.items()}
+        flops = {name: 0 if t.runtime.compiled else iteration_flops(t) for name, t in trainers.items()}
         for trainer in trainers.values():
-            for _ in range(3 if gpu else int(trainer.compiled)):  # GPU: autotuning and allocator warm-up
+            for _ in range(3 if gpu else int(trainer.runtime.compiled)):  # GPU: autotuning and allocator warm-up
                 trainer.step()
         times: dict[str, list[float]] = {name: [] for name in trainers}
         for _ in range(repeats):

@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cyclegen.checkpoint import latest_checkpoint, load_weights
 from cyclegen.evaluate import map_in_chunks, translators, true_pairs
-from cyclegen.experiment import Experiment, open_run
+from cyclegen.experiment import Experiment, open_trained
 from cyclegen.streams import domain_generator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,14 +44,6 @@ def train(args: argparse.Namespace) -> float:
         check=True, stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - start
-
-
-def trained(run_dir: Path) -> Experiment:
-    exp = open_run(run_dir)
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    assert checkpoint is not None, f"{run_dir} holds no checkpoint"
-    load_weights(exp.graph.networks, checkpoint)
-    return exp
 
 
 def score(exp: Experiment, mapper: str) -> dict[str, dict[str, float]]:
@@ -97,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.no_train:
         print(f"trained in {train(args):.0f} s", file=sys.stderr)
-    exp = trained(args.workdir)
+    exp = open_trained(args.workdir)
     print("| direction | answer | held-out pairs | L1 | PSNR dB |")
     print("|---|---|---|---|---|")
     for mapper in translators(exp.graph):

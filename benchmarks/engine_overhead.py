@@ -575,7 +575,7 @@ def micro_costs(trainer: Trainer) -> list[tuple[str, str, float]]:
     group = trainer.groups[0]
     scaler = getattr(trainer, "mapper_scaler", None)
     items: list[tuple[str, str, Callable[[], object]]] = [
-        ("torch.zeros(()) (a running total)", "op:zeros", lambda: torch.zeros((), device=trainer.device)),
+        ("torch.zeros(()) (a running total)", "op:zeros", lambda: torch.zeros((), device=trainer.runtime.device)),
         ("0-d tensor + 0-d tensor", "op:add", lambda: a + b),
         ("python float * 0-d tensor (a weight of 1.0)", "op:mul", lambda: 1.0 * a),
         ("0-d tensor / python number", "op:div", lambda: a / 2),
@@ -584,13 +584,10 @@ def micro_costs(trainer: Trainer) -> list[tuple[str, str, float]]:
         ("OptimGroup.schedule_lr (one group)", "call:cyclegen/optim.py:schedule_lr",
          lambda: group.schedule_lr(trainer.step_count, trainer.recipe.train.steps)),
     ]
-    if hasattr(trainer, "autocast"):
-        def autocast() -> None:
-            with trainer.autocast():
-                pass
-        items.append(
-            ("Trainer.autocast() at fp32, construct+enter+exit", "call:cyclegen/trainer.py:autocast", autocast)
-        )
+    def autocast() -> None:
+        with trainer.runtime.autocast():
+            pass
+    items.append(("Runtime.autocast() at fp32, construct+enter+exit", "call:cyclegen/runtime.py:autocast", autocast))
     if scaler is not None:
         items += [
             ("GradScaler(enabled=False).scale(loss)", "call:amp/grad_scaler.py:scale", lambda: scaler.scale(a)),
