@@ -196,6 +196,12 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
     adversarial = registry.build(
         "adversarial_loss", recipe.adversarial.loss, "adversarial.loss", recipe.adversarial.options
     )
+    if callable(getattr(adversarial, "penalty", None)):  # written for the interface before penalties()
+        raise RecipeError(
+            f"adversarial.loss {recipe.adversarial.loss!r} defines penalty(critic, real, fake), which cyclegen "
+            "no longer calls; return the penalty from penalties() as a list of cyclegen.Penalty objects "
+            "(docs/writing-plugins.md)"
+        )
     penalties = list(adversarial.penalties())
     penalty_spec = recipe.adversarial.penalty
     if penalty_spec is not None:

@@ -49,7 +49,7 @@ class Trainer:
         self.graph = graph.to(device)
         self.recipe = recipe
         self.batch_size = recipe.train.batch_size
-        self.process_streams = ProcessStreams(recipe.seed, ranks, device)
+        process_streams = ProcessStreams(recipe.seed, ranks, device)  # a rank > 0 reseeds here
         self.runtime.prepare(graph.networks.values())
         self.mapper_groups, self.critic_groups = build_optim_groups(graph, recipe.optim)
         self.mapper_scaler = self.runtime.scaler("mappers")
@@ -82,7 +82,7 @@ class Trainer:
                 WEIGHTS_KEY: graph,
                 "optim": Parts({group.name: group for group in self.groups}),
                 "scalers": self.runtime,
-                "rng": self.process_streams,
+                "rng": process_streams,
                 "domains": self.streams,
                 "history": Parts({f"{critic}/{path}": h for (critic, path), h in self.histories.items()}),
             }

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cyclegen.errors import RecipeError
 from cyclegen.experiment import open_recipe
 from cyclegen.trainer import Trainer
 from tests.conftest import aegan_data, write_recipe
@@ -185,3 +186,28 @@ def test_state_dict_carries_a_trainer_on_exactly(tmp_path: Path) -> None:
     expected = trained.step()
     torch.set_rng_state(state["rng"]["torch"])
     assert torch.equal(fresh.step(), expected)
+
+
+OLD_PENALTY_PLUGIN = '''
+from cyclegen import hookimpl
+from cyclegen_losses import Hinge
+
+
+class OldStyle(Hinge):
+    def penalty(self, critic, real, fake):
+        return critic(real).sum()
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.adversarial_loss("old-style", OldStyle)
+'''
+
+
+def test_a_loss_with_the_old_penalty_method_is_refused_not_ignored(tmp_path: Path) -> None:
+    (tmp_path / "old_style.py").write_text(OLD_PENALTY_PLUGIN)
+    data = aegan_data()
+    data["plugins"] = ["old_style.py"]
+    data["adversarial"] = {"loss": "old-style"}
+    with pytest.raises(RecipeError, match=r"'old-style' defines penalty\(critic, real, fake\), which cyclegen no longer calls"):
+        open_recipe(write_recipe(tmp_path, data))

@@ -13,7 +13,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from cyclegen import Domain, Metric, ReconstructionLoss, hookimpl
+from cyclegen import Domain, Metric, ReconstructionLoss, Registrar, hookimpl
 from cyclegen_plots import scatter_png
 
 #: The moons' centre of symmetry: the lower moon is the upper one turned half a circle about it.
@@ -88,6 +88,6 @@ class Huber(ReconstructionLoss):
 
 
 @hookimpl
-def cyclegen_register(registry) -> None:
+def cyclegen_register(registry: Registrar) -> None:
     registry.domain("moons", Moons)
     registry.reconstruction_loss("huber", Huber)
