@@ -13,10 +13,8 @@ from typer.testing import CliRunner
 from cyclegen.cli import app
 from cyclegen.errors import RecipeError
 from cyclegen.experiment import open_recipe
-from cyclegen.history import SampleHistory
-from cyclegen.recipe import LRScheduleSpec
 from tests.conftest import cyclegan_data, write_recipe
-from tests.test_run import QUIET, all_weights, train
+from tests.test_run import all_weights, train
 from tests.test_trainer import make_trainer, reached
 
 ROUTES = {

@@ -9,8 +9,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from cyclegen.checkpoint import checkpoint_files, latest_checkpoint, read_checkpoint
-from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError, RecipeError
+from cyclegen.checkpoint import checkpoint_files, read_checkpoint
+from cyclegen.errors import CycleGenError, NonFiniteLossError, RecipeError
 from cyclegen.experiment import open_recipe
 from cyclegen.run import Run
 from tests.conftest import aegan_data, write_recipe

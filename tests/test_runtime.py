@@ -16,8 +16,6 @@ from cyclegen.checkpoint import flatten, read_checkpoint
 from cyclegen.cli import app
 from cyclegen.errors import RecipeError
 from cyclegen.experiment import check_precision, open_recipe
-from cyclegen.optim import OptimGroup
-from cyclegen.recipe import ClipSpec, LRScheduleSpec
 from cyclegen.trainer import Trainer
 from tests.conftest import aegan_data, write_recipe
 from tests.test_images import half_and_half
