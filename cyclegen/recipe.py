@@ -188,7 +188,11 @@ class TrainSpec(Strict):
     """How long to train, where, and what the run directory receives along the way."""
 
     steps: int = Field(
-        default=1000, ge=0, description="Training steps; raise it and run again into the run directory to train longer."
+        default=1000,
+        ge=0,
+        description="Training steps, each a critic phase and a mapper phase (`[schedule]`); a paper's "
+        "length in generator updates is steps times `mapper_steps` (`cyclegen validate` prints the "
+        "updates of every optimiser group). Raise it and run again into the run directory to train longer.",
     )
     batch_size: int = Field(default=64, ge=1, description="Samples per batch, for every domain.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(

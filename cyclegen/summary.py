@@ -9,6 +9,7 @@ from torch import nn
 
 from cyclegen.experiment import Experiment
 from cyclegen.plugins import Plugins
+from cyclegen.schedule import length_summary, updates_per_step
 
 
 def describe(exp: Experiment) -> list[RenderableType]:
@@ -28,11 +29,13 @@ def describe(exp: Experiment) -> list[RenderableType]:
     for term in graph.terms:
         terms.add_row(term.label, f"{term.weight:g}")
     s, train = recipe.schedule, recipe.train
+    per_step = ", ".join(f"{n} {label}" for label, n in updates_per_step(graph, recipe).items())
     lines = [
         f"schedule: {graph.critic_steps} critic round(s) ({s.critic_batches} batches, fakes in {s.fakes} mode), "
         f"{s.mapper_steps} mapper update(s) per step; {train.steps} steps at batch {train.batch_size}, "
         f"precision {train.precision}, channels_last {'on' if train.channels_last else 'off'}, "
-        f"compile {'on' if train.compile else 'off'}"
+        f"compile {'on' if train.compile else 'off'}",
+        f"length: {length_summary(graph, recipe)} (updates per step: {per_step})",
     ]
     histories = [f"{name} keeps {spec.history}" for name, spec in recipe.critics.items() if spec.history]
     if histories:
