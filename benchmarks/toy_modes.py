@@ -1,6 +1,7 @@
 """Mode coverage of GAN, AAE and AEGAN (bce, or wgan-gp from the Wasserstein plugin) on the 2-D ring and grid.
 
-Trains `recipes/{family}_{dataset}.toml` (family `aegan-wgan`: `recipes/aegan_{dataset}_wgan.toml`,
+Trains `recipes/{family}_{dataset}.toml` (family `wgan`: `recipes/wgan_grid.toml`, WGAN as its paper trains it;
+family `aegan-wgan`: `recipes/aegan_{dataset}_wgan.toml`,
 which differs from the AEGAN recipe only in its adversarial loss) once per seed through the `cyclegen` command
 line, reads each run's `eval.json` (the "G: z -> x" section), times each run, and prints
 a markdown table of mean ± std (and min) over seeds, then per-seed rows for AEGAN.
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-FAMILIES = ("gan", "aae", "aegan", "aegan-wgan")
+FAMILIES = ("gan", "aae", "aegan", "aegan-wgan", "wgan")
 DATASETS = ("ring", "grid")
 SECTION = "G: z -> x"
 #: (eval.json key, table header, decimals)
@@ -129,6 +130,7 @@ def main() -> None:
     args = parser.parse_args()
 
     jobs = [Job(f, d, s) for d in args.datasets for f in args.families for s in range(args.seeds)]
+    jobs = [job for job in jobs if recipe_of(job).is_file()]  # wgan and aegan-wgan have grid recipes only
     with tempfile.TemporaryDirectory(prefix="toy_modes_") as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)

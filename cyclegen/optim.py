@@ -75,6 +75,17 @@ def implementation(params: list[nn.Parameter]) -> dict[str, bool]:
     return {"fused": True} if devices and devices <= {"cpu", "cuda"} else {}
 
 
+def make_optimizer(spec: OptimSpec, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser `spec` names, over `params`."""
+    common = dict(lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.type == "rmsprop":
+        return torch.optim.RMSprop(params, alpha=spec.alpha, eps=spec.eps, momentum=spec.momentum, **common)
+    if spec.type == "sgd":
+        return torch.optim.SGD(params, momentum=spec.momentum, **common)
+    adam = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
+    return adam(params, betas=spec.betas, eps=spec.eps, **common, **implementation(params))
+
+
 def default_optim(graph: Graph) -> dict[str, OptimSpec]:
     """Without an [optim] section: one Adam for all mappers, one per critic."""
     groups = {"mappers": OptimSpec(networks=list(graph.mappers))} if len(graph.mappers) else {}
@@ -102,9 +113,7 @@ def build_optim_groups(graph: Graph, specs: dict[str, OptimSpec]) -> tuple[list[
         if len(kinds) > 1:
             raise RecipeError(f"{where}: a group holds only mappers or only critics, not both; split it in two")
         params = [p for net in spec.networks for p in graph.networks[net].parameters()]
-        options = dict(lr=spec.lr, betas=spec.betas, eps=spec.eps, weight_decay=spec.weight_decay)
-        optimizer_cls = torch.optim.AdamW if spec.type == "adamw" else torch.optim.Adam
-        optimizer = optimizer_cls(params, **options, **implementation(params))
+        optimizer = make_optimizer(spec, params)
         group = OptimGroup(group_name, list(spec.networks), params, optimizer, spec.clip, spec.lr, spec.lr_schedule)
         (mapper_groups if "mapper" in kinds else critic_groups).append(group)
     missing = [net for net in graph.networks if net not in owner]

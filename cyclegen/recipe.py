@@ -147,13 +147,30 @@ class OptimSpec(Strict):
     """
 
     networks: list[str] = Field(description="The mappers, or the critics, this optimiser updates.")
-    type: Literal["adam", "adamw"] = Field(default="adam", description="Adam, or AdamW (decoupled weight decay).")
+    type: Literal["adam", "adamw", "rmsprop", "sgd"] = Field(
+        default="adam",
+        description="Adam, AdamW (decoupled weight decay), RMSprop (as WGAN with weight clipping is "
+        "trained) or SGD.",
+    )
     lr: float = Field(default=2e-4, gt=0, description="The learning rate (scaled over training by `lr_schedule`).")
-    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam's moment decay rates.")
-    eps: float = Field(default=1e-8, gt=0, description="Adam's denominator epsilon.")
-    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (an L2 term for Adam, decoupled for AdamW).")
+    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam's and AdamW's moment decay rates.")
+    eps: float = Field(default=1e-8, gt=0, description="The denominator epsilon of Adam, AdamW and RMSprop.")
+    alpha: float = Field(default=0.99, gt=0, lt=1, description="RMSprop's smoothing constant for the squared gradients.")
+    momentum: float = Field(default=0.0, ge=0, lt=1, description="The momentum of RMSprop and SGD.")
+    weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (an L2 term; decoupled for AdamW).")
     clip: ClipSpec = Field(default=ClipSpec(), description="Gradient clipping before each update.")
     lr_schedule: LRScheduleSpec = Field(default=LRScheduleSpec(), description="The learning rate over training.")
+
+    @model_validator(mode="after")
+    def _options_of_this_type(self) -> "OptimSpec":
+        takes = {"adam": {"betas", "eps"}, "adamw": {"betas", "eps"}, "rmsprop": {"alpha", "eps", "momentum"},
+                 "sgd": {"momentum"}}[self.type]
+        foreign = sorted({"betas", "eps", "alpha", "momentum"} & self.model_fields_set - takes)
+        if foreign:
+            raise ValueError(
+                f"optimiser type {self.type!r} has no {', '.join(foreign)}; it takes {', '.join(sorted(takes))}"
+            )
+        return self
 
 
 class ScheduleSpec(Strict):

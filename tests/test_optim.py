@@ -95,3 +95,34 @@ def test_group_state_of_other_networks_is_refused(tmp_path: Path) -> None:
     mappers, critic = trained_groups(tmp_path, "a.toml")[0], trained_groups(tmp_path, "b.toml")[1]
     with pytest.raises(StateError, match=r"does not fit networks \['G', 'E'\]"):
         mappers.load_state_dict(critic.state_dict())
+
+
+def test_rmsprop_and_sgd_groups_are_built_with_their_options(tmp_path: Path) -> None:
+    data = aegan_data()
+    data["optim"]["mappers"] = {"networks": ["G", "E"], "type": "sgd", "lr": 0.01, "momentum": 0.9}
+    data["optim"]["image_critic"] = {"networks": ["Dx"], "type": "rmsprop", "lr": 5e-5, "alpha": 0.9}
+    exp = open_recipe(write_recipe(tmp_path, data))
+    trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
+    kinds = {group.name: group.optimizer for group in trainer.groups}
+    assert isinstance(kinds["mappers"], torch.optim.SGD) and kinds["mappers"].defaults["momentum"] == 0.9
+    assert isinstance(kinds["image_critic"], torch.optim.RMSprop) and kinds["image_critic"].defaults["alpha"] == 0.9
+    assert kinds["image_critic"].defaults["lr"] == 5e-5 and isinstance(kinds["latent_critic"], torch.optim.Adam)
+    before = [p.clone() for p in trainer.graph.critics["Dx"].parameters()]
+    losses = trainer.step()
+    assert torch.isfinite(losses).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.graph.critics["Dx"].parameters()))
+
+
+@pytest.mark.parametrize(
+    ("group", "message"),
+    [
+        ({"type": "sgd", "betas": [0.5, 0.9]}, "optimiser type 'sgd' has no betas; it takes momentum"),
+        ({"type": "adam", "momentum": 0.9}, "optimiser type 'adam' has no momentum; it takes betas, eps"),
+        ({"type": "rmsprop", "alpha": 1.0}, "alpha: Input should be less than 1"),
+    ],
+)
+def test_options_of_another_optimiser_are_refused(tmp_path: Path, group: dict, message: str) -> None:
+    data = aegan_data()
+    data["optim"]["image_critic"].update(group)
+    with pytest.raises(RecipeError, match=message):
+        open_recipe(write_recipe(tmp_path, data))

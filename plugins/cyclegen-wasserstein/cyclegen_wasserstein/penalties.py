@@ -5,6 +5,11 @@ over a whole image overflows or underflows in half precision, and the norm's squ
 infinite derivative at zero (a known NaN source of mixed-precision WGAN-GP code), so an epsilon
 sits inside the root. Samples are flattened per sample, so image critics with score maps
 (N, 1, h, w) and latent critics with one score per sample are treated alike.
+
+Score maps (a PatchGAN's (N, 1, h, w)) are averaged per sample before differentiating, as the
+adversarial losses average them: the penalised function is then the one the loss trains, and
+a penalty weight means the same whatever the number of patches (differentiating the sum
+instead would scale the effective weight with h * w).
 """
 
 from __future__ import annotations
@@ -26,17 +31,18 @@ _checked: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 def input_gradients(critic: nn.Module, samples: Tensor) -> Tensor:
-    """d(sum of the critic's scores)/d(samples) in float32, flattened to (N, features).
+    """d(each sample's mean score)/d(samples) in float32, flattened to (N, features).
 
-    Summing the scores gives each sample its own gradient because a critic scores samples
-    independently (a score map is summed over its patches). The critic runs as the caller set
+    Summing the per-sample scores gives each sample its own gradient because a critic scores
+    samples independently; a score map is averaged over its patches first. The critic runs as the caller set
     it up (inside the caller's autocast region, if any); the graph is kept (`create_graph`) so
     that the penalty trains the critic.
     """
     _warn_if_batch_norm(critic)
     x = samples.detach().float().requires_grad_(True)
     scores = critic(x)
-    (grad,) = torch.autograd.grad(scores.float().sum(), x, create_graph=True)
+    per_sample = scores.float().reshape(len(x), -1).mean(1)
+    (grad,) = torch.autograd.grad(per_sample.sum(), x, create_graph=True)
     return grad.float().flatten(1)
 
 

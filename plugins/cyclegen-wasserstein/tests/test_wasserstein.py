@@ -107,8 +107,9 @@ CRITICS = {"latent": (latent_critic, (5,)), "image": (image_critic, (3, 8, 8))}
 
 
 def per_sample_gradient(critic: nn.Module, sample: Tensor) -> Tensor:
+    """The gradient of one sample's score, a score map averaged over its patches."""
     x = sample.unsqueeze(0).clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x)
+    (grad,) = torch.autograd.grad(critic(x).mean(), x)
     return grad.flatten()
 
 
@@ -206,6 +207,34 @@ def test_wgan_gp_under_autocast_on_an_image_critic_with_a_score_map() -> None:
     penalty, grads = penalty_under_autocast(critic, torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8))
     assert penalty.dtype == torch.float32 and torch.isfinite(penalty) and penalty > 0
     assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+class TiledScore(nn.Module):
+    """A linear score per sample, repeated over a (size x size) map, as a PatchGAN's could be."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.linear = nn.Linear(12, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x.flatten(1))[:, :, None, None].expand(-1, 1, self.size, self.size)
+
+
+@pytest.mark.parametrize("penalty", [GradientPenalty(weight=3.0), R1(weight=3.0)], ids=["gradient-penalty", "r1"])
+def test_score_maps_are_averaged_so_the_weight_ignores_the_patch_count(penalty) -> None:
+    torch.manual_seed(5)
+    scalar = nn.Linear(12, 1)
+    real, fake = torch.randn(6, 3, 2, 2), torch.randn(6, 3, 2, 2)
+    values = []
+    for size in (1, 4, 8):
+        critic = TiledScore(size)
+        critic.linear.load_state_dict(scalar.state_dict())
+        torch.manual_seed(6)  # the same interpolation positions each time
+        values.append(penalty(critic, real, fake).item())
+    torch.manual_seed(6)
+    expected = penalty(nn.Sequential(nn.Flatten(), scalar), real, fake).item()
+    assert values == pytest.approx([expected] * 3, rel=1e-6)
 
 
 def test_half_precision_samples_are_penalised_in_float32() -> None:
