@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from cyclegen.experiment import open_trained
-from cyclegen.inference import interpolate_images
+from cyclegen.inference import decoder_of, encoder_of, interpolate_images
 from cyclegen.recipe import load_recipe
 from cyclegen.streams import domain_generator
 
@@ -101,7 +101,7 @@ def save_figures(family: str, run_dir: Path, figures: Path) -> None:
     faces = held[1][:17]
     starts = torch.cat([faces[0:16:2], faces[16:17]])
     ends = torch.cat([faces[1:16:2], faces[16:17].flip(-1)])  # the last row: a face and its mirror image
-    grid = interpolate_images(exp, "E", "G", starts, ends, 7)
+    grid = interpolate_images(exp, encoder_of(exp.graph, None), decoder_of(exp.graph, None), starts, ends, 7)
     domain.show(grid, figures / f"anime_{family}_interpolation.png", columns=9)
 
 

@@ -58,14 +58,14 @@ class ProcessStreams:
         if ranks.rank:
             seed_rank(seed, ranks.rank)
 
-    def own(self) -> dict[str, Tensor]:
+    def _own(self) -> dict[str, Tensor]:
         states = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             states["cuda"] = torch.cuda.get_rng_state(self.device)
         return states
 
     def state_dict(self) -> State:
-        first, *others = gather_objects(self.own())
+        first, *others = gather_objects(self._own())
         return {**first, **{f"rank{rank}": states for rank, states in enumerate(others, start=1)}}  # type: ignore[dict-item]
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
