@@ -3,26 +3,62 @@
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cyclegen.errors import RecipeError, closest
 
+#: The largest recipe seed: TOML's integers are signed 64-bit (seeds derived from it are reduced
+#: to torch's range in `cyclegen.streams`).
+MAX_SEED = 2**63 - 1
+#: A run name is one plain folder name, so that `runs/<name>` stays inside runs/.
+RUN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
-class Strict(BaseModel):
+
+class Checked(BaseModel):
+    """Numbers are finite, and a boolean is not a number: TOML's `true` must not read as 1."""
+
+    model_config = ConfigDict(allow_inf_nan=False, populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields[info.field_name]
+        number = _number_word(field.annotation)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if number and any(isinstance(item, bool) for item in items):
+            raise ValueError(f"expected {number}, not a boolean (true/false)")
+        return value
+
+
+def _number_word(annotation: Any) -> str | None:
+    """'an integer' or 'a number' where `annotation` holds ints or floats, else None."""
+    if annotation is int:
+        return "an integer"
+    if annotation is float:
+        return "a number"
+    if get_origin(annotation) in (Union, types.UnionType, tuple):
+        words = [_number_word(arg) for arg in get_args(annotation)]
+        return next((word for word in words if word), None)
+    return None
+
+
+class Strict(Checked):
     """Unknown keys are errors: a typo must never be silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
-class WithOptions(BaseModel):
+class WithOptions(Checked):
     """A component section: its `type` plus options checked by the component's factory."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow")
 
     type: str = Field(description="A registered component name; `cyclegen plugins` lists them.")
 
@@ -58,7 +94,7 @@ class PenaltySpec(WithOptions):
     """A critic penalty added to any adversarial loss: `{ type = "r1", weight = 10 }`."""
 
 
-class AdversarialSpec(BaseModel):
+class AdversarialSpec(Checked):
     """The adversarial loss every critic uses, with the loss's own options, and a penalty."""
 
     model_config = ConfigDict(extra="allow")
@@ -90,7 +126,7 @@ class TermSpec(Strict):
         description="A registered reconstruction loss (`l1`, `l2`, a plugin's) for reconstruction and "
         "identity terms; the adversarial loss is set once, in `[adversarial]`.",
     )
-    weight: float = Field(default=1.0, description="Multiplies the term's loss for the mappers; critics' losses are not weighted.")
+    weight: float = Field(default=1.0, ge=0, description="Multiplies the term's loss for the mappers; critics' losses are not weighted.")
 
     @model_validator(mode="after")
     def _infer_kind(self) -> "TermSpec":
@@ -153,13 +189,22 @@ class OptimSpec(Strict):
         "trained) or SGD.",
     )
     lr: float = Field(default=2e-4, gt=0, description="The learning rate (scaled over training by `lr_schedule`).")
-    betas: tuple[float, float] = Field(default=(0.5, 0.999), description="Adam's and AdamW's moment decay rates.")
+    betas: tuple[float, float] = Field(
+        default=(0.5, 0.999), description="Adam's and AdamW's moment decay rates, each at least 0 and below 1."
+    )
     eps: float = Field(default=1e-8, gt=0, description="The denominator epsilon of Adam, AdamW and RMSprop.")
     alpha: float = Field(default=0.99, gt=0, lt=1, description="RMSprop's smoothing constant for the squared gradients.")
     momentum: float = Field(default=0.0, ge=0, lt=1, description="The momentum of RMSprop and SGD.")
     weight_decay: float = Field(default=0.0, ge=0, description="Weight decay (an L2 term; decoupled for AdamW).")
     clip: ClipSpec = Field(default=ClipSpec(), description="Gradient clipping before each update.")
     lr_schedule: LRScheduleSpec = Field(default=LRScheduleSpec(), description="The learning rate over training.")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_below_one(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= beta < 1 for beta in betas):
+            raise ValueError(f"each beta must be at least 0 and below 1, got {list(betas)}")
+        return betas
 
     @model_validator(mode="after")
     def _options_of_this_type(self) -> "OptimSpec":
@@ -264,14 +309,22 @@ class EvalSpec(Strict):
 class Recipe(Strict):
     """A whole experiment: the graph (domains, mappers, critics, terms) and how to train it."""
 
-    name: str = Field(description="The run's name; runs go to `runs/<name>` unless `--out` says otherwise.")
+    name: str = Field(
+        description="The run's name; runs go to `runs/<name>` unless `--out` says otherwise. Letters, "
+        "digits, `.`, `_` and `-`, not starting with `.`: one folder name, never a path."
+    )
     seed: int = Field(
-        default=0, description="Seeds the networks' initialisation and every random stream (each domain's own)."
+        default=0,
+        ge=0,
+        le=MAX_SEED,
+        description="Seeds the networks' initialisation and every random stream (each domain's own); "
+        "from 0 to 2**63 - 1.",
     )
     plugins: list[str] = Field(
         default=[],
         description="Plugins to load besides the installed ones: `.py` files (relative to the recipe's "
-        "folder) or importable module names.",
+        "folder) or importable module names. Each is code that runs when the recipe is loaded; "
+        "commands on a run directory run its local plugins only with `--trust-plugins`.",
     )
     train: TrainSpec = Field(default=TrainSpec(), description="How long and where to train.")
     domains: dict[str, DomainSpec] = Field(description="The spaces of samples, by name.")
@@ -284,6 +337,16 @@ class Recipe(Strict):
     optim: dict[str, OptimSpec] = Field(default={}, description="Optimiser groups, by name.")
     schedule: ScheduleSpec = Field(default=ScheduleSpec(), description="What one training step does.")
     eval: EvalSpec = Field(default=EvalSpec(), description="Evaluation after training.")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not RUN_NAME.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a plain run name: use letters, digits, '.', '_' and '-', not starting "
+                "with '.'. The run directory is runs/<name>; pass --out to train somewhere else"
+            )
+        return name
 
     @model_validator(mode="after")
     def _check_lr_schedules(self) -> "Recipe":

@@ -23,8 +23,13 @@ from cyclegen.state import State
 def domain_generator(seed: int, name: str, purpose: str = "train") -> torch.Generator:
     """A CPU generator for one domain whose stream depends only on seed, name and purpose."""
     generator = torch.Generator()
-    generator.manual_seed(seed * 1_000_003 + zlib.crc32(f"{purpose}/{name}".encode()))
+    generator.manual_seed(derived_seed(seed * 1_000_003 + zlib.crc32(f"{purpose}/{name}".encode())))
     return generator
+
+
+def derived_seed(value: int) -> int:
+    """`value` within torch's seed range (64 bits), unchanged where it already is."""
+    return value % 2**64
 
 
 class DomainStreams(dict[str, torch.Generator]):
@@ -82,4 +87,4 @@ class ProcessStreams:
 
 def seed_rank(seed: int, rank: int, offset: int = 0) -> None:
     """Give a rank > 0 its own network-noise stream (rank 0 keeps the single-process one)."""
-    torch.manual_seed(seed * 1_000_003 + 7_919 * rank + offset)
+    torch.manual_seed(derived_seed(seed * 1_000_003 + 7_919 * rank + offset))
