@@ -1,4 +1,5 @@
-"""Checkpoints: a tree of state flattened into one safetensors file, written atomically.
+"""Checkpoints: a tree of state flattened into one safetensors file, written atomically and
+verified when read.
 
 The state is whatever nested `state_dict()` the caller hands over (see `cyclegen.state`):
 dicts with string or integer keys, lists, tensors, numbers, strings, booleans and None.
@@ -7,16 +8,20 @@ Tensors become safetensors tensors named by their keys joined with dots
 where each tensor is a reference to its name. No pickle. Tensors are saved contiguous and on
 the CPU, so channels-last, compiled and GPU runs write interchangeable checkpoints.
 
-Format 1 (the trainer's fields written one by one, sample histories keyed by their order) is
-refused with a message rather than converted: its layout cannot say which history is whose.
+Every file carries a SHA-256 of its metadata and tensors. A file that is torn, bit-flipped,
+edited or otherwise fails the checks of `read_checkpoint` is *unreadable*: a run falls back
+to the previous checkpoint with a one-line notice. Formats 1 and 2 (without checksums;
+format 1 also keyed sample histories by their order) are refused with a message rather than
+read unverified or converted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 import re
-import warnings
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,12 +33,18 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from cyclegen.errors import CheckpointError, StateError, UnreadableCheckpointError
+from cyclegen.files import atomic_write
 from cyclegen.state import State, Stateful
 
-FORMAT = "cyclegen-checkpoint-2"
-OLD_FORMATS = ("cyclegen-checkpoint-1",)
+FORMAT = "cyclegen-checkpoint-3"
+OLD_FORMATS = ("cyclegen-checkpoint-1", "cyclegen-checkpoint-2")
 NAME = re.compile(r"^step-(\d+)\.safetensors$")
 LATEST = "latest"
+CHECKSUM = "checksum"
+#: Metadata every checkpoint holds, and the JSON type of each; `run` is optional.
+REQUIRED = {"format": str, "step": int, "state": dict}
+#: Receives one-line notices (a checkpoint skipped, and why).
+Notify = Callable[[str], None]
 #: Skeleton markers: a tensor reference, and a dict whose keys are integers (optimiser states).
 TENSOR = "__tensor__"
 INT_KEYS = "__int_keys__"
@@ -41,21 +52,21 @@ INT_KEYS = "__int_keys__"
 
 @dataclass
 class Checkpoint:
+    """A verified checkpoint file: its tensors, metadata and the nested state they form."""
+
     path: Path
     tensors: dict[str, torch.Tensor]
     meta: dict[str, Any]
+    state: State
 
     @property
     def step(self) -> int:
         return int(self.meta["step"])
 
-    @cached_property
-    def state(self) -> State:
-        """The nested state that was saved, tensors in place."""
-        try:
-            return unflatten(self.meta["state"], self.tensors)
-        except KeyError as exc:
-            raise CheckpointError(f"checkpoint {self.path} is damaged: it lacks tensor {exc}") from None
+    @property
+    def run(self) -> str | None:
+        """The identity of the run that wrote it, if the writer gave one (`cyclegen.run` does)."""
+        return self.meta.get("run")
 
     def load_into(self, part: Stateful) -> None:
         """`part.load_state_dict(self.state)`, naming this file in any mismatch."""
@@ -64,6 +75,12 @@ class Checkpoint:
         except StateError as exc:
             raise CheckpointError(
                 f"{self.path}: {exc}. Was the recipe changed since this run started?"
+            ) from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            # Verified files are the ones cyclegen wrote, so this is a crafted file or another version's.
+            raise CheckpointError(
+                f"{self.path} passed its checksum but its state does not fit this run "
+                f"({type(exc).__name__}: {exc}); was it written by another cyclegen version?"
             ) from None
 
 
@@ -109,26 +126,46 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save_checkpoint(directory: Path, step: int, state: State, info: dict[str, Any], keep: int) -> Path:
-    """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a
-    temporary file and rename, point `latest` at it, then prune all but the newest `keep`."""
+    """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a temporary file and rename, point `latest` at it, then prune
+    all but the newest `keep`: at most `keep` + 1 files exist at any moment."""
     directory.mkdir(parents=True, exist_ok=True)
     tensors, skeleton = flatten(state)
-    meta = {"format": FORMAT, "step": step, "state": skeleton, **info}
+    meta = {key: json.dumps(value) for key, value in {"format": FORMAT, "step": step, "state": skeleton, **info}.items()}
+    meta[CHECKSUM] = json.dumps(checksum(meta, tensors))
     path = directory / f"step-{step:09d}.safetensors"
-    atomic_write(path, save_bytes(tensors, metadata={key: json.dumps(value) for key, value in meta.items()}))
-    atomic_write(directory / LATEST, path.name.encode())
-    for old in checkpoint_files(directory)[:-keep]:
-        old.unlink(missing_ok=True)
+    atomic_write(path, save_bytes(tensors, metadata=meta))
+    point_latest(directory, path)
+    prune(directory, keep)
     return path
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def state_bytes(state: State) -> int:
+    """The size of the tensors of `state`: about what its checkpoint file takes."""
+    return sum(t.numel() * t.element_size() for t in flatten(state)[0].values())
+
+
+def checksum(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the stored metadata strings and of every tensor's name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(meta):
+        if key != CHECKSUM:
+            digest.update(json.dumps([key, meta[key]]).encode())
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def point_latest(directory: Path, path: Path) -> None:
+    """Make `checkpoints/latest` name `path` (a convenience for people: readers scan the files)."""
+    atomic_write(directory / LATEST, path.name.encode())
+
+
+def prune(directory: Path, keep: int) -> None:
+    """Delete all but the newest `keep` checkpoint files."""
+    for old in checkpoint_files(directory)[:-keep]:
+        old.unlink(missing_ok=True)
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
@@ -140,13 +177,15 @@ def checkpoint_files(directory: Path) -> list[Path]:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Read one checkpoint, or raise CheckpointError saying what is wrong with it."""
+    """Read and verify one checkpoint, or raise CheckpointError saying what is wrong with it:
+    UnreadableCheckpointError for any damage (torn, bit flips, edits, hostile metadata)."""
     try:
         data = path.read_bytes()
         tensors = load_bytes(data)
-        meta = {k: json.loads(v) for k, v in _metadata(data).items()}
-    except (OSError, SafetensorError, ValueError) as exc:
-        raise UnreadableCheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt): {exc}") from None
+        stored = _metadata(data)
+        meta = {key: json.loads(value) for key, value in stored.items()}
+    except (OSError, SafetensorError, ValueError, TypeError, RecursionError) as exc:
+        raise UnreadableCheckpointError(f"{path} is unreadable (truncated or corrupt: {_short(exc)})") from None
     found = meta.get("format")
     if found in OLD_FORMATS:
         raise CheckpointError(
@@ -156,27 +195,76 @@ def read_checkpoint(path: Path) -> Checkpoint:
             "a new one with --out <new directory>."
         )
     if found != FORMAT:
-        raise CheckpointError(f"{path} is not a cyclegen checkpoint (format {found!r})")
-    return Checkpoint(path, tensors, meta)
+        raise UnreadableCheckpointError(f"{path} is not a cyclegen checkpoint (format {found!r})")
+    if meta.get(CHECKSUM) != checksum(stored, tensors):
+        raise UnreadableCheckpointError(f"{path} is damaged: its checksum does not match its contents")
+    _check_schema(path, meta)
+    try:
+        state = unflatten(meta["state"], tensors)
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise UnreadableCheckpointError(f"{path} is damaged: its state skeleton is malformed ({_short(exc)})") from None
+    if state.get("step", meta["step"]) != meta["step"]:
+        raise UnreadableCheckpointError(f"{path} is damaged: its state and its metadata disagree on the step")
+    return Checkpoint(path, tensors, meta, state)
+
+
+def _check_schema(path: Path, meta: dict[str, Any]) -> None:
+    """The metadata every checkpoint needs, of the right types, its step agreeing with its name."""
+    for key, kind in REQUIRED.items():
+        value = meta.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UnreadableCheckpointError(
+                f"{path} is damaged: metadata {key!r} should be a {kind.__name__}, found {_short(value)}"
+            )
+    if not isinstance(meta.get("run", ""), str):
+        raise UnreadableCheckpointError(f"{path} is damaged: metadata 'run' should be a str")
+    step = meta["step"]
+    named = NAME.match(path.name)
+    if step < 0 or (named is not None and int(named.group(1)) != step):
+        raise UnreadableCheckpointError(f"{path} is damaged: it claims step {step}, which its file name does not")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value) if not isinstance(value, BaseException) else str(value) or type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _metadata(data: bytes) -> dict[str, str]:
     """The metadata of safetensors bytes (the library reads it only from files)."""
     header_len = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("the metadata is not a table of strings")
+    return metadata
 
 
-def latest_checkpoint(directory: Path, explicit: Path | None = None) -> Checkpoint | None:
-    """The newest readable checkpoint; torn or corrupt newer ones are reported and skipped.
+def notice_to_stderr(message: str) -> None:
+    print(f"notice: {message}", file=sys.stderr)
 
-    A checkpoint of an old format stops the search instead: falling back past it would
-    retrain the run from scratch into the same directory and prune the user's checkpoints.
+
+def latest_checkpoint(directory: Path, explicit: Path | None = None, notify: Notify = notice_to_stderr) -> Checkpoint | None:
+    """The newest readable checkpoint; damaged newer ones are skipped with a notice.
+
+    A checkpoint of an old format stops the search instead, and so does finding no readable
+    checkpoint among several files: falling back to a fresh start would retrain the run into
+    the same directory and prune the user's checkpoints.
     """
     if explicit is not None:
         return read_checkpoint(explicit)
-    for path in reversed(checkpoint_files(directory)):
+    files = checkpoint_files(directory)
+    damaged = []
+    for path in reversed(files):
         try:
-            return read_checkpoint(path)
+            found = read_checkpoint(path)
         except UnreadableCheckpointError as exc:
-            warnings.warn(f"{exc}; falling back to an earlier checkpoint", stacklevel=2)
+            damaged.append(str(exc))
+            continue
+        if damaged:
+            notify(f"{'; '.join(damaged)}; using {path.name} (step {found.step}) instead")
+        return found
+    if files:
+        raise CheckpointError(
+            f"no checkpoint in {directory} can be read ({'; '.join(damaged)}). They are left as they are; "
+            "move them away to train this run again from the start, or train into another --out."
+        )
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -11,9 +12,9 @@ import typer
 from rich.console import Console
 
 from cyclegen import inference
-from cyclegen.errors import CycleGenError
+from cyclegen.errors import CycleGenError, out_of_memory_message
 from cyclegen.evaluate import evaluate_experiment, metrics_json
-from cyclegen.experiment import open_recipe, open_trained
+from cyclegen.experiment import Experiment, open_recipe, open_trained
 from cyclegen.plugins import load_plugins
 from cyclegen.run import train_recipe
 from cyclegen.summary import describe, metrics_table, plugins_table
@@ -35,6 +36,14 @@ def friendly(command: F) -> F:
         except CycleGenError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
+        except (RuntimeError, MemoryError) as exc:
+            if (message := out_of_memory_message(exc)) is None:
+                raise
+            err.print(f"[red]error:[/red] {message}", highlight=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("aborted; the checkpoints already saved are intact", highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -46,6 +55,21 @@ SetOption = Annotated[
 CheckpointOption = Annotated[
     Optional[Path], typer.Option("--checkpoint", help="A checkpoint file instead of the run's latest.")
 ]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-plugins", help="Run the local plugin files the run's recipe names: they are code, run as you."
+    ),
+]
+
+
+def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool) -> Experiment:
+    """The trained run a command works on, saying (on stderr) which checkpoint it uses."""
+    exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins)
+    assert exp.checkpoint is not None
+    path, step = exp.checkpoint
+    err.print(f"using {path} (step {step})", highlight=False)
+    return exp
 
 
 @app.command()
@@ -63,14 +87,14 @@ def run(
     """
     result = train_recipe(recipe, set_ or [], out, resume, console)
     if not result.is_main:
-        raise typer.Exit(130 if result.interrupted else 0)
-    if result.interrupted:
+        raise typer.Exit(result.exit_code)
+    if result.stopped_by is not None:
         console.print(
-            f"stopped at step {result.step}; checkpoint saved in {result.run_dir / 'checkpoints'}. "
-            f"Resume with: cyclegen run {recipe} --out {result.run_dir}",
+            f"stopped by {signal.Signals(result.stopped_by).name} at step {result.step}; checkpoint saved in "
+            f"{result.run_dir / 'checkpoints'}. Resume with: cyclegen run {recipe} --out {result.run_dir}",
             highlight=False,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(result.exit_code)
     run_dir = result.run_dir
     console.print(f"trained {result.step} steps into {run_dir}", highlight=False)
     for path in result.samples:
@@ -104,9 +128,10 @@ def sample(
     mapper: Annotated[Optional[str], typer.Option(help="Generating mapper (when there are several).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior samples.")] = 0,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Draw samples from a trained run."""
-    exp = open_trained(run_dir, checkpoint)
+    exp = trained(run_dir, checkpoint, trust_plugins)
     name = inference.sample(exp, n, out, mapper, seed)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {n} samples of {name} ({source} -> {target}) to {out}", highlight=False)
@@ -119,9 +144,10 @@ def eval_(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     samples: Annotated[Optional[int], typer.Option(help="Samples per metric (default: the recipe's eval.samples).")] = None,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Run the metrics that the recipe's domains offer on a trained run."""
-    metrics = evaluate_experiment(open_trained(run_dir, checkpoint), samples)
+    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins), samples)
     if as_json:
         print(metrics_json(metrics))
     else:
@@ -141,9 +167,10 @@ def encode(
     out: Annotated[Path, typer.Option(help="Output .safetensors file.")] = Path("latents.safetensors"),
     encoder: EncoderOption = None,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Encode inputs to latent codes, saved as a safetensors file (tensor "latents")."""
-    codes = inference.encode(open_trained(run_dir, checkpoint), inputs, out, encoder)
+    codes = inference.encode(trained(run_dir, checkpoint, trust_plugins), inputs, out, encoder)
     console.print(f"wrote {len(codes)} latent codes of shape {tuple(codes.shape[1:])} to {out}", highlight=False)
 
 
@@ -156,9 +183,11 @@ def reconstruct(
     encoder: EncoderOption = None,
     decoder: DecoderOption = None,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Encode and decode inputs; write (input, reconstruction) pairs side by side."""
-    count = inference.reconstruct(open_trained(run_dir, checkpoint), inputs, out, encoder, decoder)
+    exp = trained(run_dir, checkpoint, trust_plugins)
+    count = inference.reconstruct(exp, inputs, out, encoder, decoder)
     console.print(f"wrote {count} reconstructions to {out}", highlight=False)
 
 
@@ -171,9 +200,10 @@ def translate(
     out: Annotated[Path, typer.Option(help="Output PNG: (input, translation) pairs.")] = Path("translations.png"),
     limit: Annotated[Optional[int], typer.Option(help="Translate at most this many inputs.")] = None,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Translate inputs from one data domain to another (CycleGAN); write (input, output) pairs."""
-    exp = open_trained(run_dir, checkpoint)
+    exp = trained(run_dir, checkpoint, trust_plugins)
     name, count = inference.translate(exp, inputs, out, mapper, limit)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {count} translations by {name} ({source} -> {target}) to {out}", highlight=False)
@@ -192,13 +222,14 @@ def interpolate(
     encoder: EncoderOption = None,
     decoder: DecoderOption = None,
     checkpoint: CheckpointOption = None,
+    trust_plugins: TrustOption = False,
 ) -> None:
     """Decode points on the line between two latent codes (the paper's Figure 1).
 
     With images, each row is [image i, decoded points between E(image i) and E(image i+1),
     image i+1]; with --random, rows between pairs of random prior samples.
     """
-    exp = open_trained(run_dir, checkpoint)
+    exp = trained(run_dir, checkpoint, trust_plugins)
     count = inference.interpolate(exp, inputs or [], out, steps, rows, random, seed, encoder, decoder)
     console.print(f"wrote {count} interpolation row(s) to {out}", highlight=False)
 

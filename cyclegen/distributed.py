@@ -146,6 +146,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(value.item())
 
 
+def max_over_ranks(value: int, device: torch.device) -> int:
+    """The largest of every rank's `value`, on every rank (a collective decision)."""
+    if not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], device=device, dtype=torch.int64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def gather_objects(value: object) -> list[object]:
     """Every rank's `value`, in rank order, on every rank (pickled; for small state only)."""
     if not dist.is_initialized():

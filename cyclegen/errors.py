@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -40,7 +41,15 @@ class StateError(CycleGenError):
 
 
 class NonFiniteLossError(CycleGenError):
-    """Training produced NaN or infinity."""
+    """Training produced NaN or infinity, in a loss or in the weights an update left."""
+
+
+class WriteFailedError(CycleGenError):
+    """The run directory could not be written (disk full, a file size limit, read-only)."""
+
+
+class RunInUseError(CycleGenError):
+    """Another process is training into the same run directory."""
 
 
 def closest(name: str, choices: Iterable[str]) -> str | None:
@@ -56,3 +65,23 @@ def unknown_name_message(what: str, name: str, choices: Iterable[str]) -> str:
     hint = f"; did you mean {guess!r}?" if guess else ""
     available = ", ".join(choices) if choices else "(none)"
     return f"unknown {what} {name!r}{hint} Available: {available}"
+
+
+#: What PyTorch's and Python's allocators say when an allocation cannot be served.
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "not enough memory")
+
+
+def out_of_memory_message(exc: BaseException) -> str | None:
+    """A message with the fix for an allocation that could not fit (None for other errors)."""
+    text = str(exc)
+    if not isinstance(exc, MemoryError) and not any(sign in text.lower() for sign in OUT_OF_MEMORY):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    if asked:
+        detail = f"could not allocate {int(asked.group(1)) / 2**30:.2f} GiB"
+    else:
+        detail = text.splitlines()[0] if text else type(exc).__name__
+    return (
+        f"out of memory: {detail}. Lower train.batch_size or the networks' sizes (widths, depths), "
+        "or train on a device with more memory."
+    )

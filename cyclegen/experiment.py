@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from cyclegen.checkpoint import latest_checkpoint
-from cyclegen.errors import CycleGenError, RecipeError
+from cyclegen.errors import CycleGenError, PluginError, RecipeError
 from cyclegen.graph import WEIGHTS_KEY, Graph, build_graph
-from cyclegen.plugins import Plugins, load_plugins
+from cyclegen.plugins import Plugins, load_plugins, local_plugins
 from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
 from cyclegen.runtime import AUTOCAST_DTYPES
 from cyclegen.state import Parts
@@ -34,6 +34,8 @@ class Experiment:
     plugins: Plugins
     graph: Graph
     device: torch.device
+    #: The checkpoint file whose weights `open_trained` loaded, and its step.
+    checkpoint: tuple[Path, int] | None = None
 
     def resolved_toml(self) -> str:
         return dumps(self.resolved)
@@ -43,41 +45,66 @@ def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
     """Load plugins (including the recipe's local ones), validate and build the recipe, and
     check that the device can train it as `[train]` asks.
 
-    Local plugin files are made absolute, so the resolved recipe works from any folder.
+    The user named this recipe, so its local plugins run without --trust-plugins.
     """
     path = Path(path)
-    raw = read_recipe(path, overrides)
-    base = path.resolve().parent
-    specs = raw.get("plugins", [])
-    if isinstance(specs, list):  # anything else is reported by validation
-        raw["plugins"] = [_absolute(spec, base) if isinstance(spec, str) else spec for spec in specs]
-    experiment = _build(raw, str(path))
+    raw = _with_absolute_plugins(read_recipe(path, overrides), path)
+    experiment = _build(*parse_recipe(raw, str(path)))
     check_training(experiment.recipe.train, experiment.device)
     return experiment
 
 
-def open_run(run_dir: Path) -> Experiment:
-    """Rebuild the experiment a run directory was trained from."""
+def open_run(run_dir: Path, *, trust_plugins: bool = False) -> Experiment:
+    """Rebuild the experiment a run directory was trained from.
+
+    A run directory may come from anyone, so the local plugins its recipe names (code that
+    would run) are refused unless `trust_plugins`.
+    """
     recipe_path = Path(run_dir) / RUN_RECIPE
     if not recipe_path.is_file():
         raise CycleGenError(f"{run_dir} is not a run directory: it has no {RUN_RECIPE}")
-    return _build(read_recipe(recipe_path), str(recipe_path))
+    raw = _with_absolute_plugins(read_recipe(recipe_path), recipe_path)
+    recipe, data = parse_recipe(raw, str(recipe_path))
+    if not trust_plugins:
+        _refuse_local_plugins(recipe.plugins, Path(run_dir))
+    return _build(recipe, data)
 
 
-def open_trained(run_dir: Path, checkpoint: Path | None = None) -> Experiment:
+def open_trained(run_dir: Path, checkpoint: Path | None = None, *, trust_plugins: bool = False) -> Experiment:
     """The experiment of a run directory with the weights of `checkpoint` (default: the run's
-    latest readable one), on its device: what every command on a trained model starts from."""
-    exp = open_run(run_dir)
+    latest readable one), on its device: what every command on a trained model starts from.
+    `trust_plugins` allows the local plugins the run's recipe names (see `open_run`)."""
+    exp = open_run(run_dir, trust_plugins=trust_plugins)
     found = latest_checkpoint(Path(run_dir) / CHECKPOINTS, checkpoint)
     if found is None:
         raise CycleGenError(f"{run_dir} has no readable checkpoint yet; train it with cyclegen run")
     found.load_into(Parts({WEIGHTS_KEY: exp.graph}))
+    exp.checkpoint = (found.path, found.step)
     exp.graph.to(exp.device)
     return exp
 
 
-def _build(raw: dict[str, Any], source: str) -> Experiment:
-    recipe, data = parse_recipe(raw, source)
+def _with_absolute_plugins(raw: dict[str, Any], recipe_path: Path) -> dict[str, Any]:
+    """`raw` with its local plugin files made absolute against the folder of the recipe file
+    that names them (never the current one), so the resolved recipe works from any folder."""
+    specs = raw.get("plugins", [])
+    if isinstance(specs, list):  # anything else is reported by validation
+        base = recipe_path.resolve().parent
+        raw["plugins"] = [_absolute(spec, base) if isinstance(spec, str) else spec for spec in specs]
+    return raw
+
+
+def _refuse_local_plugins(specs: list[str], run_dir: Path) -> None:
+    """Fail, listing them, where a run directory's recipe names plugins that are not installed."""
+    local = local_plugins(specs, [Path.cwd(), run_dir])
+    if local:
+        raise PluginError(
+            f"{run_dir / RUN_RECIPE} names local plugins: {', '.join(local)}. A local plugin is code, "
+            "and opening this run would run it; pass --trust-plugins if you trust it"
+        )
+
+
+def _build(recipe: Recipe, data: dict[str, Any]) -> Experiment:
     plugins = load_plugins(recipe.plugins)
     graph = build_graph(recipe, plugins.registry)
     for i, name in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training

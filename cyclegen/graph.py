@@ -111,6 +111,17 @@ class Graph:
             except RuntimeError as exc:
                 raise StateError(f"the saved weights do not match the recipe's network ({exc})", (name,)) from None
 
+    def non_finite(self) -> list[str]:
+        """The networks whose parameters or buffers hold NaN or infinity (one sync for all)."""
+        tensors = [
+            (name, t) for name, net in self.networks.items()
+            for t in (*net.parameters(), *net.buffers()) if t.is_floating_point()
+        ]
+        if not tensors:
+            return []
+        finite = torch.stack([torch.isfinite(t).all() for _, t in tensors]).tolist()
+        return list(dict.fromkeys(name for (name, _), ok in zip(tensors, finite) if not ok))
+
     def adversarial_terms(self, critic: str) -> list[Term]:
         return [term for term in self.terms if term.critic == critic]
 

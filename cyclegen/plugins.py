@@ -49,7 +49,9 @@ def blocked_names() -> list[str]:
 def load_plugins(local: Iterable[str] = ()) -> Plugins:
     """Load every installed plugin plus `local` files or modules, and fill a registry.
 
-    `local` entries ending in `.py` are files; other entries are importable module names.
+    `local` entries ending in `.py` are files (a relative one against the current folder:
+    recipes make theirs absolute against their own folder); other entries are importable
+    module names. Every one of them runs code: callers decide which to trust.
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
@@ -57,9 +59,12 @@ def load_plugins(local: Iterable[str] = ()) -> Plugins:
         manager.set_blocked(name)
     infos = {info.name: info for info in _load_entry_points(manager)}
     for spec in local:
-        module, name, source = _import_local(spec)
+        name = _local_name(spec)
         if manager.is_blocked(name) or manager.has_plugin(name):
-            continue
+            continue  # before importing: a blocked plugin's code never runs
+        module, source = _import_local(spec)
+        if manager.is_registered(module):
+            continue  # an installed plugin that the recipe names again
         manager.register(module, name=name)
         infos[name] = PluginInfo(name, getattr(module, "__version__", "local"), source)
     try:
@@ -71,6 +76,28 @@ def load_plugins(local: Iterable[str] = ()) -> Plugins:
         info = infos[impl.plugin_name]
         impl.function(registry=Registrar(registry, info.name, info.version))
     return Plugins(registry, sorted(infos.values(), key=lambda i: i.name))
+
+
+def local_plugins(specs: Iterable[str], folders: Iterable[Path]) -> list[str]:
+    """The entries of a recipe's `plugins` that are not installed code: every `.py` file, and
+    each module found directly in one of `folders` (where the current folder is on sys.path,
+    a module shipped beside a recipe imports like an installed one)."""
+    roots = {Path(folder).resolve() for folder in folders}
+    return [spec for spec in specs if spec.endswith(".py") or _module_roots(spec) & roots]
+
+
+def _module_roots(spec: str) -> set[Path]:
+    """The folders (sys.path entries) that hold the top-level package of module `spec`, found
+    without importing anything; none where it is built in or cannot be found."""
+    try:
+        found = importlib.util.find_spec(spec.partition(".")[0])
+    except (ImportError, ValueError):  # importing it fails later, with the reason
+        return set()
+    if found is None:
+        return set()
+    if found.submodule_search_locations:  # a package: the parents of its folders
+        return {Path(location).resolve().parent for location in found.submodule_search_locations}
+    return {Path(found.origin).resolve().parent} if found.has_location and found.origin else set()
 
 
 def _load_entry_points(manager: pluggy.PluginManager) -> list[PluginInfo]:
@@ -93,7 +120,13 @@ def _load_entry_points(manager: pluggy.PluginManager) -> list[PluginInfo]:
     return loaded
 
 
-def _import_local(spec: str) -> tuple[ModuleType, str, str]:
+def _local_name(spec: str) -> str:
+    """The plugin name of a recipe's `plugins` entry: `local:<file stem>`, or the module name."""
+    return f"local:{Path(spec).stem}" if spec.endswith(".py") else spec
+
+
+def _import_local(spec: str) -> tuple[ModuleType, str]:
+    """The module of a recipe's `plugins` entry, imported, and where it came from."""
     if spec.endswith(".py"):
         path = Path(spec).resolve()
         if not path.is_file():
@@ -114,7 +147,7 @@ def _import_local(spec: str) -> tuple[ModuleType, str, str]:
             except Exception as exc:
                 del sys.modules[module_name]
                 raise PluginError(f"plugin file {path} failed to import: {exc!r}") from exc
-        return module, f"local:{path.stem}", str(path)
+        return module, str(path)
     try:
         module = importlib.import_module(spec)
     except ImportError as exc:
@@ -122,4 +155,4 @@ def _import_local(spec: str) -> tuple[ModuleType, str, str]:
             f"plugin module {spec!r} cannot be imported ({exc}); name a .py file or an "
             "importable module in the recipe's `plugins`"
         ) from exc
-    return module, spec, spec
+    return module, spec

@@ -1,8 +1,13 @@
 """A training run: the run directory, the step loop, samples, checkpoints, logs and resume.
 
 `train_recipe` is the one way a run starts, from `cyclegen run`, under torchrun or from
-Python: it joins the process group, opens the recipe on this process's device, resumes from
-the run directory, trains, and leaves the group again however the run ends.
+Python: it joins the process group, opens the recipe on this process's device, locks the run
+directory, resumes from it, trains, and leaves the group again however the run ends.
+
+What a run promises (docs/reliability.md): a kill at any moment loses at most the steps since
+the last checkpoint; SIGINT, SIGTERM and SIGUSR1 lose none (the step finishes and is saved);
+no checkpoint with non-finite weights is written; a damaged checkpoint is skipped for the
+previous one; a checkpoint of another run, and a second process, are refused.
 """
 
 from __future__ import annotations
@@ -21,32 +26,50 @@ from rich.console import Console
 
 from cyclegen import __version__, distributed
 from cyclegen.allocator import keep_freed_memory
-from cyclegen.checkpoint import latest_checkpoint, save_checkpoint
-from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, mean_over_ranks
-from cyclegen.errors import CycleGenError, NonFiniteLossError
+from cyclegen.checkpoint import Checkpoint, latest_checkpoint, point_latest, prune, save_checkpoint, state_bytes
+from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, max_over_ranks, mean_over_ranks
+from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
+from cyclegen.files import append_line, atomic_write, reported_write_failures
 from cyclegen.graph import Graph
 from cyclegen.progress import Reporter
 from cyclegen.recipe import load_recipe
+from cyclegen.rundir import IDENTITY, LOG, RunLock, new_identity, read_identity, truncate_log, write_identity
 from cyclegen.samples import SampleWriter
 from cyclegen.trainer import Trainer
 
 #: Recipe sections that define what is trained; a run directory cannot switch them.
 MODEL_SECTIONS = ("seed", "domains", "mappers", "critics", "adversarial", "terms", "optim", "schedule")
+#: Signals that stop a run gracefully: Ctrl-C, what Slurm, Kubernetes and systemd send to
+#: stop a job, and what Slurm's `--signal` sends ahead of a time limit.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
 
 
 @dataclass
 class RunResult:
-    """How a run ended; `samples` and `metrics` are rank 0's final ones (empty if interrupted)."""
+    """How a run ended; `samples` and `metrics` are rank 0's final ones (empty if stopped).
+
+    `stopped_by` is the signal that stopped it early (under torchrun, the highest-numbered
+    one any rank received), None if it trained to the end.
+    """
 
     run_dir: Path
     step: int
-    interrupted: bool
+    stopped_by: int | None
     is_main: bool
     graph: Graph
     samples: list[Path] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped_by is not None
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal for a run a signal stopped, else 0."""
+        return 0 if self.stopped_by is None else 128 + self.stopped_by
 
 
 def train_recipe(
@@ -68,8 +91,9 @@ def train_recipe(
     run_dir = out or Path("runs") / exp.recipe.name
     with distributed.process_group(ranks, exp.device):
         run = Run(exp, run_dir, console, ranks)
-        run.prepare(require_checkpoint=resume)
-        return run.train()
+        with run.locked():
+            run.prepare(require_checkpoint=resume)
+            return run.train()
 
 
 class Run:
@@ -88,40 +112,88 @@ class Run:
         self.console = (console or Console()) if ranks.is_main else Console(quiet=True)
         self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device, ranks)
         self.pending: list[tuple[int, torch.Tensor]] = []
-        self.stop_requested = False
+        self.stop_signal: int | None = None
         self.saved_step: int | None = None
+        self.identity: str | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
         return self.dir / CHECKPOINTS
 
+    def notice(self, message: str) -> None:
+        self.console.print(f"notice: {message}", highlight=False)
+
+    # -- the run directory ----------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run directory's lock (on rank 0, which writes it) for the whole run;
+        every rank stops if it cannot be had."""
+        lock = RunLock(self.dir)
+        refused: CycleGenError | None = None
+        if self.ranks.is_main:
+            try:
+                with reported_write_failures("the run directory's lock file"):
+                    lock.acquire()
+            except CycleGenError as exc:
+                refused = exc
+        if any_rank(refused is not None, self.exp.device):
+            raise refused or CycleGenError(f"rank 0 could not lock {self.dir}; see its message")
+        try:
+            yield
+        finally:
+            lock.release()
+
     def prepare(self, require_checkpoint: bool = False) -> None:
-        """Create the run directory, or check it holds this recipe and resume from it."""
+        """Create the run directory, or check it holds this recipe and run, and resume from it."""
         previous = self.dir / RUN_RECIPE
         if previous.is_file():
             self._check_same_model(previous)
-        checkpoint = latest_checkpoint(self.checkpoint_dir)
+        checkpoint = latest_checkpoint(self.checkpoint_dir, notify=self.notice)
         if checkpoint is None and require_checkpoint:
             raise CycleGenError(f"--resume: no readable checkpoint in {self.checkpoint_dir}")
+        self.identity = read_identity(self.dir)
         if checkpoint is not None:
+            self._check_same_run(checkpoint)
             checkpoint.load_into(self.trainer)
             self.saved_step = checkpoint.step
             self.console.print(f"resuming from {checkpoint.path} (step {checkpoint.step})", highlight=False)
+            if checkpoint.step >= self.recipe.train.steps:
+                self.notice(
+                    f"step {checkpoint.step} has already reached train.steps = {self.recipe.train.steps}; "
+                    "nothing to train (raise train.steps to train longer)"
+                )
         barrier()  # every rank has read the directory before rank 0 changes it
-        if not self.ranks.is_main:
-            return
-        if checkpoint is not None:
-            self._drop_log_after(checkpoint.step)
+        if self.ranks.is_main:
+            with reported_write_failures("the run directory", "Nothing was trained or lost."):
+                self._write_start(checkpoint)
+
+    def _write_start(self, checkpoint: Checkpoint | None) -> None:
+        """Make the directory agree with the checkpoint resumed from, or with a fresh start."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "samples").mkdir(exist_ok=True)
-        (self.dir / RUN_RECIPE).write_text(self.exp.resolved_toml())
+        truncate_log(self.dir, checkpoint.step if checkpoint is not None else 0)
+        if checkpoint is not None:  # a kill can leave `latest` behind, or one file too many
+            point_latest(self.checkpoint_dir, checkpoint.path)
+            prune(self.checkpoint_dir, self.recipe.train.keep_checkpoints)
+        if self.identity is None:
+            self.identity = checkpoint.run if checkpoint is not None else new_identity()
+            write_identity(self.dir, self.identity)
+        atomic_write(self.dir / RUN_RECIPE, self.exp.resolved_toml().encode())
 
-    def _drop_log_after(self, step: int) -> None:
-        """Forget log lines of steps that the resumed run will train again."""
-        log = self.dir / "metrics.jsonl"
-        if log.is_file():
-            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            log.write_text("".join(line + "\n" for line in kept))
+    def _check_same_run(self, checkpoint: Checkpoint) -> None:
+        """Refuse a checkpoint that another run wrote (copied or renamed into this directory)."""
+        if checkpoint.run is None:
+            raise CheckpointError(
+                f"{checkpoint.path} names no run: `cyclegen run` did not write it. Move it out of "
+                f"{self.checkpoint_dir}, or train into another --out."
+            )
+        if self.identity is not None and checkpoint.run != self.identity:
+            raise CheckpointError(
+                f"{checkpoint.path} was written by another run (id {checkpoint.run}), not by the run in "
+                f"{self.dir} (id {self.identity}, see {IDENTITY}). Resuming would mix two experiments: "
+                "move the file out, or train into another --out."
+            )
 
     def _check_same_model(self, previous: Path) -> None:
         try:
@@ -138,8 +210,17 @@ class Run:
                 "Resuming would mix two experiments: pass --out with a new directory."
             )
 
+    # -- the loop -------------------------------------------------------------------------
+
     def train(self) -> RunResult:
-        """Train up to `train.steps`; Ctrl-C saves a checkpoint and returns cleanly."""
+        """Train up to `train.steps`; a stop signal saves a checkpoint and returns cleanly."""
+        with reported_write_failures(
+            "the run directory", f"Checkpoints already in {self.checkpoint_dir} are intact: fix this and "
+            "run the same command again to resume."
+        ):
+            return self._train()
+
+    def _train(self) -> RunResult:
         train = self.recipe.train
         trainer = self.trainer
         if train.threads:
@@ -155,7 +236,7 @@ class Run:
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
         try:
-            with self._graceful_interrupt():
+            with self._graceful_stop():
                 while trainer.step_count < train.steps and not self.stopping():
                     losses = trainer.step()
                     step = trainer.step_count
@@ -168,22 +249,22 @@ class Run:
                     if train.sample_every and step % train.sample_every == 0:
                         self.write_samples(sampler, step)
                     reporter.update(step, shown)
+                self.flush_log()
+                self.checkpoint()
         finally:
             reporter.close()
-        self.flush_log()
-        self.checkpoint()
-        ended = RunResult(self.dir, trainer.step_count, self.stop_requested, self.ranks.is_main, self.exp.graph)
-        if self.stop_requested or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
+        ended = RunResult(self.dir, trainer.step_count, self.stop_signal, self.ranks.is_main, self.exp.graph)
+        if ended.interrupted or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
             return ended
         ended.samples = self.write_samples(sampler, trainer.step_count)
         ended.metrics = self.evaluate()
         return ended
 
     def stopping(self) -> bool:
-        """Ctrl-C seen by any rank stops all of them at the same step (one tiny all-reduce a
-        step under torchrun, none otherwise)."""
-        self.stop_requested = any_rank(self.stop_requested, self.exp.device)
-        return self.stop_requested
+        """A stop signal seen by any rank stops all of them at the same step (one tiny
+        all-reduce a step under torchrun, none otherwise)."""
+        self.stop_signal = max_over_ranks(self.stop_signal or 0, self.exp.device) or None
+        return self.stop_signal is not None
 
     def write_samples(self, sampler: SampleWriter | None, step: int) -> list[Path]:
         """Sample pictures (rank 0), from eager networks: compiling for a rare call costs more than it saves."""
@@ -195,7 +276,7 @@ class Run:
     # -- logging and non-finite detection -------------------------------------------------
 
     def flush_log(self) -> dict[str, float] | None:
-        """Append the mean losses since the last log line; stop on any non-finite loss.
+        """Append the mean losses since the last log line; stop on any non-finite loss or weight.
 
         Losses stay on the device between log steps so a step never waits on a sync.
         """
@@ -212,6 +293,7 @@ class Run:
                 f"at step {steps[row]}. The last good checkpoint in {self.checkpoint_dir} is kept; "
                 "lower the learning rates, add gradient clipping or check the data."
             )
+        self.check_weights(steps[-1])
         means = stacked.mean(0).tolist()
         now = time.perf_counter()
         rate = (steps[-1] - self.window_step) / (now - self.window_start)
@@ -221,25 +303,47 @@ class Run:
             return losses
         lrs = {group.name: group.lr for group in self.trainer.groups}
         record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses, "lr": lrs}
-        with open(self.dir / "metrics.jsonl", "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_line(self.dir / LOG, json.dumps(record))
         return losses
+
+    def check_weights(self, step: int) -> None:
+        """Stop before finite losses hide weights that an update has made NaN or infinite
+        (an infinite learning rate does that in one step): they must never be checkpointed."""
+        broken = self.exp.graph.non_finite()
+        if not broken:
+            return
+        groups = [f"optim.{g.name}" for g in self.trainer.groups if set(g.networks) & set(broken)]
+        raise NonFiniteLossError(
+            f"the weights of {', '.join(broken)} are no longer finite at step {step}, although every "
+            f"logged loss was: an update diverged. The last good checkpoint in {self.checkpoint_dir} is "
+            f"kept; lower the learning rate of {', '.join(groups)} or add gradient clipping."
+        )
 
     def checkpoint(self) -> None:
         self.flush_log()  # never save weights that a non-finite loss has already spoiled
         step = self.trainer.step_count
         if self.saved_step == step:
             return
+        self.check_weights(step)
         state = self.trainer.state_dict()  # on every rank: it gathers each rank's noise stream
-        self.saved_step = step
         if not self.ranks.is_main:
+            self.saved_step = step
             return
         info: dict[str, Any] = {
+            "run": self.identity,
             "cyclegen_version": __version__,
             "plugins": self.exp.plugins.versions(),
             "recipe": self.exp.resolved,
         }
-        save_checkpoint(self.checkpoint_dir, step, state, info, self.recipe.train.keep_checkpoints)
+        saved = f"the newest checkpoint is step {self.saved_step}" if self.saved_step else "no checkpoint was saved yet"
+        with reported_write_failures(
+            f"the checkpoint of step {step}",
+            f"The temporary file was removed and {saved}: make room (each checkpoint takes "
+            f"{state_bytes(state) / 2**20:.1f} MB, and up to train.keep_checkpoints + 1 exist at once), "
+            "then run the same command again to resume.",
+        ):
+            save_checkpoint(self.checkpoint_dir, step, state, info, self.recipe.train.keep_checkpoints)
+        self.saved_step = step
 
     # -- evaluation -----------------------------------------------------------------------
 
@@ -247,25 +351,29 @@ class Run:
         """The final evaluation, in float32 and with eager networks (as `cyclegen eval` runs it)."""
         with self.trainer.runtime.eager():
             metrics = evaluate_experiment(self.exp)
-        (self.dir / "eval.json").write_text(metrics_json(metrics) + "\n")
+        atomic_write(self.dir / "eval.json", (metrics_json(metrics) + "\n").encode())
         return metrics
 
     @contextmanager
-    def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C: finish the current step, checkpoint, stop. Second: abort."""
+    def _graceful_stop(self) -> Iterator[None]:
+        """A first stop signal finishes the current step, checkpoints and stops; a second aborts."""
 
         def handler(signum: int, frame: object) -> None:
-            if self.stop_requested:
+            if self.stop_signal is not None:
                 raise KeyboardInterrupt
-            self.stop_requested = True
-            self.console.print("\ninterrupt: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+            self.stop_signal = signum
+            again = "Ctrl-C" if signum == signal.SIGINT else "send it"
+            self.console.print(
+                f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint ({again} again to abort)"
+            )
 
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
         except ValueError:  # not the main thread: leave the default behaviour
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, old in previous.items():
+                signal.signal(signum, old)

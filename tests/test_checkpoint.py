@@ -35,11 +35,12 @@ def test_truncated_checkpoint_is_reported_and_the_previous_one_used(tmp_path: Pa
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="unreadable"):
         read_checkpoint(newest)
-    with pytest.warns(UserWarning, match="step-000000020.safetensors is unreadable"):
-        found = latest_checkpoint(run_dir / "checkpoints")
+    notices: list[str] = []
+    found = latest_checkpoint(run_dir / "checkpoints", notify=notices.append)
     assert found is not None and found.step == 10
-    with pytest.warns(UserWarning):
-        resumed = train(aegan_recipe, run_dir)
+    assert len(notices) == 1 and "step-000000020.safetensors is unreadable" in notices[0]
+    assert notices[0].endswith("using step-000000010.safetensors (step 10) instead")
+    resumed = train(aegan_recipe, run_dir)
     assert resumed.trainer.step_count == 20
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20]  # the log of steps 11-20 was replaced, not duplicated

@@ -48,11 +48,11 @@ def test_run_sample_eval_end_to_end(tmp_path: Path, aegan_recipe: Path) -> None:
 
     result = invoke("eval", run_dir, "--json", "--samples", "300")
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.output)
+    metrics = json.loads(result.stdout)
     assert set(metrics["G: z -> x"]) == {"modes covered", "modes (strict)", "modes total", "high quality %", "kl"}
     assert "l1 loss" in metrics["cycle: x -> E -> G"]
     assert "mean abs error" in metrics["cycle: z -> G -> E"]
-    again = json.loads(invoke("eval", run_dir, "--json", "--samples", "300").output)
+    again = json.loads(invoke("eval", run_dir, "--json", "--samples", "300").stdout)
     assert again == metrics  # evaluation is repeatable
 
 

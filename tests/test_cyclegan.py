@@ -95,7 +95,7 @@ def test_training_writes_translations_and_scores_them_against_true_pairs(trained
 def test_eval_command_matches_the_run(trained: Path) -> None:
     result = runner.invoke(app, ["eval", str(trained), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == json.loads((trained / "eval.json").read_text())
+    assert json.loads(result.stdout) == json.loads((trained / "eval.json").read_text())
 
 
 def test_translate_writes_input_output_pairs(trained: Path, faces: Path, tmp_path: Path) -> None:
