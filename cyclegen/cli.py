@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from cyclegen import inference
-from cyclegen.errors import CycleGenError, out_of_memory_message
+from cyclegen.errors import CycleGenError, Interrupted, out_of_memory_message
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import Experiment, open_recipe, open_trained
 from cyclegen.plugins import load_plugins
@@ -41,6 +41,9 @@ def friendly(command: F) -> F:
                 raise
             err.print(f"[red]error:[/red] {message}", highlight=False)
             raise typer.Exit(1) from None
+        except Interrupted as exc:
+            err.print(f"aborted by {signal.Signals(exc.signum).name}; {exc.saved}", highlight=False)
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             err.print("aborted; the checkpoints already saved are intact", highlight=False)
             raise typer.Exit(130) from None

@@ -44,6 +44,15 @@ class NonFiniteLossError(CycleGenError):
     """Training produced NaN or infinity, in a loss or in the weights an update left."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal that cut work short at once; `saved` says what is safe."""
+
+    def __init__(self, signum: int, saved: str) -> None:
+        self.signum = signum
+        self.saved = saved
+        super().__init__(f"signal {signum}: {saved}")
+
+
 class WriteFailedError(CycleGenError):
     """The run directory could not be written (disk full, a file size limit, read-only)."""
 

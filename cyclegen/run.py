@@ -28,7 +28,7 @@ from cyclegen import __version__, distributed
 from cyclegen.allocator import keep_freed_memory
 from cyclegen.checkpoint import Checkpoint, latest_checkpoint, point_latest, prune, save_checkpoint, state_bytes
 from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, max_over_ranks, mean_over_ranks
-from cyclegen.errors import CheckpointError, CycleGenError, NonFiniteLossError
+from cyclegen.errors import CheckpointError, CycleGenError, Interrupted, NonFiniteLossError
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
 from cyclegen.files import append_line, atomic_write, reported_write_failures
@@ -114,6 +114,8 @@ class Run:
         self.pending: list[tuple[int, torch.Tensor]] = []
         self.stop_signal: int | None = None
         self.saved_step: int | None = None
+        #: Training has ended and its last checkpoint is written: a signal now loses nothing.
+        self.saved_all = False
         self.identity: str | None = None
 
     @property
@@ -235,8 +237,8 @@ class Run:
         reporter = Reporter(train.steps, trainer.step_count, self.console)
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
-        try:
-            with self._graceful_stop():
+        with self._graceful_stop():
+            try:
                 while trainer.step_count < train.steps and not self.stopping():
                     losses = trainer.step()
                     step = trainer.step_count
@@ -251,13 +253,14 @@ class Run:
                     reporter.update(step, shown)
                 self.flush_log()
                 self.checkpoint()
-        finally:
-            reporter.close()
-        ended = RunResult(self.dir, trainer.step_count, self.stop_signal, self.ranks.is_main, self.exp.graph)
-        if ended.interrupted or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
-            return ended
-        ended.samples = self.write_samples(sampler, trainer.step_count)
-        ended.metrics = self.evaluate()
+            finally:
+                reporter.close()
+            self.saved_all = True
+            ended = RunResult(self.dir, trainer.step_count, self.stop_signal, self.ranks.is_main, self.exp.graph)
+            if ended.interrupted or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
+                return ended
+            ended.samples = self.write_samples(sampler, trainer.step_count)
+            ended.metrics = self.evaluate()
         return ended
 
     def stopping(self) -> bool:
@@ -356,11 +359,14 @@ class Run:
 
     @contextmanager
     def _graceful_stop(self) -> Iterator[None]:
-        """A first stop signal finishes the current step, checkpoints and stops; a second aborts."""
+        """A first stop signal finishes the current step, checkpoints and stops; a second
+        aborts, and so does one during the final samples and evaluation, when all is saved."""
 
         def handler(signum: int, frame: object) -> None:
+            if self.saved_all:
+                raise Interrupted(signum, "training had finished and is saved; `cyclegen eval` evaluates it")
             if self.stop_signal is not None:
-                raise KeyboardInterrupt
+                raise Interrupted(signum, "the checkpoints already saved are intact")
             self.stop_signal = signum
             again = "Ctrl-C" if signum == signal.SIGINT else "send it"
             self.console.print(

@@ -105,9 +105,11 @@ def truncate_log(directory: Path, step: int) -> None:
     log = Path(directory) / LOG
     if not log.is_file():
         return
-    lines = log.read_text(errors="replace").splitlines()
-    kept = [line for line in lines if (logged := _logged_step(line)) is not None and logged <= step]
-    atomic_write(log, "".join(line + "\n" for line in kept).encode())
+    text = log.read_text(errors="replace")
+    kept = [line for line in text.splitlines() if (logged := _logged_step(line)) is not None and logged <= step]
+    wanted = "".join(line + "\n" for line in kept)
+    if wanted != text:  # rewriting an intact log would only cost disk space, which may be short
+        atomic_write(log, wanted.encode())
 
 
 def _logged_step(line: str) -> int | None:

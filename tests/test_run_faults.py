@@ -1,5 +1,6 @@
 """Faults as they happen to a training process: stop signals, a second process on the same
-run directory, a file size limit while saving, and an update that makes the weights NaN."""
+run directory, a file size limit, a full and a read-only disk while saving, an update that makes
+the weights NaN, and allocations that cannot fit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -152,3 +154,83 @@ def test_an_allocation_that_cannot_fit_is_a_clear_error(tmp_path: Path, command:
                           capture_output=True, text=True, env=ENV, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "out of memory: could not allocate" in done.stderr and "Lower train.batch_size" in done.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: a disk that really fills up (needs root, as on CI; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_and_a_read_only_one_are_clear_errors_and_lose_nothing(tmp_path: Path, small_disk: Path) -> None:
+    recipe = write_recipe(tmp_path, aegan_data(sample_every=0))
+    run_dir = small_disk / "run"
+    train(recipe, run_dir, ["train.steps=10"])
+    first = checkpoint_files(run_dir / "checkpoints")[0]
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (free - first.stat().st_size // 2))
+    full = subprocess.run([sys.executable, "-m", "cyclegen", "run", str(recipe), "--out", str(run_dir)],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    message = " ".join(full.stderr.split())
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr
+    assert "cannot write the checkpoint of step 20" in message and "the disk is full; free some space" in message
+    assert [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.endswith(".tmp")] == []
+    assert read_checkpoint(first).step == 10
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    read_only = subprocess.run([sys.executable, "-m", "cyclegen", "run", str(recipe), "--out", str(run_dir)],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+    assert read_only.returncode == 1 and "Traceback" not in read_only.stderr, read_only.stderr
+    assert "the file system is read-only" in " ".join(read_only.stderr.split())
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    resumed = CliRunner().invoke(app, ["run", str(recipe), "--out", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output
+    assert read_checkpoint(checkpoint_files(run_dir / "checkpoints")[-1]).step == 20
+
+
+SLOW_METRIC_PLUGIN = '''
+import time
+from cyclegen import Metric, hookimpl
+
+
+class Sleepy(Metric):
+    """A metric that takes a minute: the final evaluation is still running when a signal comes."""
+
+    name = "sleepy"
+
+    def evaluate(self, samples, domain, generator):
+        time.sleep(60)
+        return {"slept": 1.0}
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.metric("sleepy", Sleepy)
+'''
+
+
+def test_a_stop_signal_during_the_final_evaluation_exits_at_once_with_training_saved(tmp_path: Path) -> None:
+    (tmp_path / "sleepy.py").write_text(SLOW_METRIC_PLUGIN)
+    data = aegan_data(steps=20, checkpoint_every=0, sample_every=0)
+    data["plugins"] = ["sleepy.py"]
+    data["eval"]["metrics"] = ["sleepy"]
+    run_dir = tmp_path / "run"
+    process = cyclegen("run", write_recipe(tmp_path, data), "--out", run_dir)
+    final = run_dir / "checkpoints" / "step-000000020.safetensors"
+    deadline = time.monotonic() + 60
+    while not final.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=30)  # well before the metric would finish
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "aborted by SIGTERM; training had finished and is saved" in output and "Traceback" not in output
+    assert read_checkpoint(final).step == 20 and not (run_dir / "eval.json").exists()
