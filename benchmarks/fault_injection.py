@@ -533,7 +533,11 @@ def fault_signals(h: Harness, rng: random.Random, trial_dir: Path, ctx: Context)
         return lost(f"{name}: traceback ({stopped.last_error()})", detail)
     files = checkpoint_files(out)
     if stopped.returncode == 0:
-        return lost(f"{name}: ignored, trained to the end (exit 0)", detail)
+        finished = f"trained {ref.steps} steps into" in stopped.stdout and reached == ref.steps and reached in files
+        if not finished:
+            return lost(f"{name}: ignored, trained to the end (exit 0)", detail)
+        # It came as the finished process was exiting, after its last Python code: nothing to stop.
+        return survived(f"{detail}; after the run had finished: exit 0")
     if stopped.returncode == -signum and reached == ref.steps and reached in files:
         # It came after the loop had saved the final checkpoint (evaluation, or interpreter
         # shutdown, where no handler is left): dying of it loses nothing a resume cannot redo.

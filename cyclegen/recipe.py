@@ -270,7 +270,12 @@ class TrainSpec(Strict):
     checkpoint_every: int = Field(
         default=1000, ge=0, description="Steps between checkpoints; 0: only at the end and on Ctrl-C."
     )
-    keep_checkpoints: int = Field(default=3, ge=1, description="How many of the newest checkpoints are kept.")
+    keep_checkpoints: int = Field(
+        default=3,
+        ge=1,
+        description="How many of the newest checkpoints are kept; while one is written, one more exists "
+        "(peak disk use: keep_checkpoints + 1 checkpoint files).",
+    )
     sample_count: int = Field(default=64, ge=1, description="Samples in each sample picture.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         default="fp32",
