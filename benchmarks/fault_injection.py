@@ -718,20 +718,30 @@ def fault_write_failure(h: Harness, rng: random.Random, trial_dir: Path, ctx: Co
     k = rng.choice(ctx.palette)  # where part of the run stops
     out = h.prefix(k, trial_dir / "run")
     limit_kb = max(1, ref.checkpoint_bytes // 1024 // rng.choice([2, 4, 8]))
-    before = {name: digest for name, digest in snapshot(out).items() if name.startswith("checkpoints/")}
+    before = checkpoint_snapshot(out)
     done = h.run(out, ulimit_kb=limit_kb, tag="limited")
     detail = f"ulimit -f {limit_kb} (checkpoint {ref.checkpoint_bytes // 1024} KiB) after step {k}"
-    reason = check_refusal(done, out, None, names=str(out))
+    reason = check_failed_write(done, out, before)
     if reason:
         return lost(f"under the limit: {reason}", detail)
-    tmp = leftover_tmp(out)
-    if tmp:
-        return lost(f"left {', '.join(tmp)} in checkpoints/", detail)
-    after = {name: digest for name, digest in snapshot(out).items() if name in before}
-    change = snapshot_change(before, after)
-    if change:
-        return lost(f"earlier checkpoints harmed: {change}", detail)
     return verdict(check_finished(h.run(out), out, ref), detail)
+
+
+def checkpoint_snapshot(run_dir: Path) -> dict[str, str]:
+    return {name: digest for name, digest in snapshot(run_dir).items() if name.startswith("checkpoints/")}
+
+
+def check_failed_write(done: Done, run_dir: Path, before: dict[str, str]) -> str | None:
+    """None if a write that could not succeed was refused naming the run directory, left no
+    temporary file and harmed none of the checkpoints in `before`; else why not."""
+    reason = check_refusal(done, run_dir, None, names=str(run_dir))
+    if reason:
+        return reason
+    tmp = leftover_tmp(run_dir)
+    if tmp:
+        return f"left {', '.join(tmp)} in checkpoints/"
+    change = snapshot_change(before, {name: d for name, d in snapshot(run_dir).items() if name in before})
+    return f"earlier checkpoints harmed: {change}" if change else None
 
 
 def fault_concurrent(h: Harness, rng: random.Random, trial_dir: Path, ctx: Context) -> Outcome:
@@ -802,18 +812,12 @@ def fault_disk_full(h: Harness, rng: random.Random, trial_dir: Path, ctx: Contex
         filler = out / "filler"
         stats = os.statvfs(out)
         filler.write_bytes(bytes(max(0, stats.f_bavail * stats.f_frsize - room)))
-        before = {name: digest for name, digest in snapshot(out).items() if name.startswith("checkpoints/")}
+        before = checkpoint_snapshot(out)
         done = h.run(out, tag="full")
         detail = f"{room // 1024} KiB free (checkpoint {ref.checkpoint_bytes // 1024} KiB) after step {k}"
-        reason = check_refusal(done, out, None, names=str(out))
+        reason = check_failed_write(done, out, before)
         if reason:
             return lost(f"on the full disk: {reason}", detail)
-        tmp = leftover_tmp(out)
-        if tmp:
-            return lost(f"left {', '.join(tmp)} in checkpoints/", detail)
-        change = snapshot_change(before, {n: d for n, d in snapshot(out).items() if n in before})
-        if change:
-            return lost(f"earlier checkpoints harmed: {change}", detail)
         filler.unlink()
         return verdict(check_finished(h.run(out), out, ref), detail)
 
