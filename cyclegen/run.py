@@ -112,6 +112,10 @@ class Run:
         self.console = (console or Console()) if ranks.is_main else Console(quiet=True)
         self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device, ranks)
         self.pending: list[tuple[int, torch.Tensor]] = []
+        #: The stop signal this process received (set by the handler only) and the one all
+        #: ranks agreed to stop for: kept apart, so that a signal landing while the ranks
+        #: agree is never overwritten by that agreement.
+        self.signal_received: int | None = None
         self.stop_signal: int | None = None
         self.saved_step: int | None = None
         #: Training has ended and its last checkpoint is written: a signal now loses nothing.
@@ -256,7 +260,8 @@ class Run:
             finally:
                 reporter.close()
             self.saved_all = True
-            ended = RunResult(self.dir, trainer.step_count, self.stop_signal, self.ranks.is_main, self.exp.graph)
+            stopped_by = self.stop_signal or self.signal_received  # or one that came after the last step
+            ended = RunResult(self.dir, trainer.step_count, stopped_by, self.ranks.is_main, self.exp.graph)
             if ended.interrupted or not self.ranks.is_main:  # rank 0 alone draws and evaluates the final model
                 return ended
             ended.samples = self.write_samples(sampler, trainer.step_count)
@@ -266,7 +271,9 @@ class Run:
     def stopping(self) -> bool:
         """A stop signal seen by any rank stops all of them at the same step (one tiny
         all-reduce a step under torchrun, none otherwise)."""
-        self.stop_signal = max_over_ranks(self.stop_signal or 0, self.exp.device) or None
+        agreed = max_over_ranks(self.signal_received or 0, self.exp.device)
+        if agreed:
+            self.stop_signal = agreed
         return self.stop_signal is not None
 
     def write_samples(self, sampler: SampleWriter | None, step: int) -> list[Path]:
@@ -365,9 +372,9 @@ class Run:
         def handler(signum: int, frame: object) -> None:
             if self.saved_all:
                 raise Interrupted(signum, "training had finished and is saved; `cyclegen eval` evaluates it")
-            if self.stop_signal is not None:
+            if self.signal_received is not None:
                 raise Interrupted(signum, "the checkpoints already saved are intact")
-            self.stop_signal = signum
+            self.signal_received = signum
             again = "Ctrl-C" if signum == signal.SIGINT else "send it"
             self.console.print(
                 f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint ({again} again to abort)"

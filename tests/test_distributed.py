@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,38 @@ def test_global_batch_must_split_evenly(tmp_path: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300)
     assert done.returncode != 0
     assert "train.batch_size 33 is the global batch and must split evenly over 2 processes" in done.stdout + done.stderr
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (read from /proc: no extra tools needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="finds the workers through /proc (Linux)")
+def test_sigterm_to_one_rank_stops_every_rank_at_one_step_and_saves_it(tmp_path: Path) -> None:
+    """What a scheduler does to one worker: rank 1 is signalled, rank 0 saves the step reached."""
+    data = aegan_data(steps=1_000_000, batch_size=32, log_every=1, checkpoint_every=0, sample_every=0, threads=1)
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "cyclegen", "run", str(write_recipe(tmp_path, data)), "--out", str(run_dir)]
+    agent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
+    log = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = sorted(children(agent.pid))
+    assert len(workers) == 2, workers
+    os.kill(workers[1], signal.SIGTERM)
+    output, _ = agent.communicate(timeout=120)
+    assert "exitcode  : 143" in output, output[-3000:]  # rank 0 stopped by itself, after saving
+    last_logged = json.loads(log.read_text().splitlines()[-1])["step"]
+    found = latest_checkpoint(run_dir / "checkpoints")
+    assert found is not None and found.step == last_logged >= 3
