@@ -125,8 +125,9 @@ def unflatten(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def save_checkpoint(directory: Path, step: int, state: State, info: dict[str, Any], keep: int) -> Path:
-    """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a temporary file and rename, point `latest` at it, then prune
-    all but the newest `keep`: at most `keep` + 1 files exist at any moment."""
+    """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a
+    temporary file and rename, point `latest` at it, then prune all but the newest `keep`:
+    at most `keep` + 1 files exist at any moment."""
     directory.mkdir(parents=True, exist_ok=True)
     tensors, skeleton = flatten(state)
     meta = {key: json.dumps(value) for key, value in {"format": FORMAT, "step": step, "state": skeleton, **info}.items()}

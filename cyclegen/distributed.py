@@ -139,11 +139,7 @@ def barrier() -> None:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True on every rank when `flag` is true on any (a collective stop decision)."""
-    if not dist.is_initialized():
-        return flag
-    value = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return bool(max_over_ranks(int(flag), device))
 
 
 def max_over_ranks(value: int, device: torch.device) -> int:

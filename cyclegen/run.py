@@ -330,11 +330,12 @@ class Run:
         )
 
     def checkpoint(self) -> None:
-        self.flush_log()  # never save weights that a non-finite loss has already spoiled
+        # Never save a non-finite loss's or update's result: flush_log checks the losses and
+        # weights of every step since the last flush, and every trained step is flushed.
+        self.flush_log()
         step = self.trainer.step_count
         if self.saved_step == step:
             return
-        self.check_weights(step)
         state = self.trainer.state_dict()  # on every rank: it gathers each rank's noise stream
         if not self.ranks.is_main:
             self.saved_step = step

@@ -67,13 +67,6 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> "RunLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
 
 def read_identity(directory: Path) -> str | None:
     """The run's identity recorded in `run.json`, or None for a directory without one."""
@@ -83,7 +76,7 @@ def read_identity(directory: Path) -> str | None:
     try:
         identity = json.loads(path.read_text())["id"]
     except (OSError, ValueError, KeyError, TypeError):
-        identity = None
+        identity = None  # reported below, as a value of the wrong type is
     if not isinstance(identity, str):
         raise CycleGenError(f"{path} is damaged: it should hold the run's id as {{\"id\": \"...\"}}")
     return identity
