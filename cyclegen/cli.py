@@ -146,11 +146,15 @@ def eval_(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     samples: Annotated[Optional[int], typer.Option(help="Samples per metric (default: the recipe's eval.samples).")] = None,
+    metric: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Also run this registered metric with its default options (repeatable), e.g. --metric kid."),
+    ] = None,
     checkpoint: CheckpointOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
-    """Run the metrics that the recipe's domains offer on a trained run."""
-    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins), samples)
+    """Run the metrics that the recipe's domains offer (and its eval.metrics) on a trained run."""
+    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins), samples, metric or [])
     if as_json:
         print(metrics_json(metrics))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,6 @@ from torch import Tensor, nn
 from cyclegen.experiment import Experiment
 from cyclegen.graph import Graph
 from cyclegen.interfaces import Metric
-from cyclegen.registry import Registry
 from cyclegen.runtime import eval_mode
 from cyclegen.streams import domain_generator
 
@@ -75,21 +75,18 @@ def translation_metrics(graph: Graph, mapper: str, n: int, device: torch.device)
     return section
 
 
-def evaluate(
-    graph: Graph, registry: Registry, extra_metrics: list[str], n: int, seed: int, device: torch.device
-) -> dict[str, dict[str, float]]:
-    """Score each mapper's outputs with its target domain's metrics, and each cycle's error.
+def evaluate(graph: Graph, extras: list[Metric], n: int, seed: int, device: torch.device) -> dict[str, dict[str, float]]:
+    """Score each mapper's outputs with its target domain's metrics (and the `extras` that apply
+    to that domain), and each cycle's error.
 
     Translators between data domains that share held-out items are also scored against
     the true pairs. Inputs come from the test split (or the prior) with a fixed stream, so
     numbers are repeatable for a given checkpoint.
     """
-    extras: list[Metric] = [
-        registry.build("metric", name, f"eval.metrics[{i}]", {}) for i, name in enumerate(extra_metrics)
-    ]
     results: dict[str, dict[str, float]] = {}
     for name, (source, target) in graph.mapper_ends.items():
-        metrics = graph.domains[target].metrics() + extras
+        domain = graph.domains[target]
+        metrics = domain.metrics() + [metric for metric in extras if metric.applies_to(domain)]
         if not metrics:
             continue
         inputs = graph.domains[source].batch(n, domain_generator(seed, source, "eval"), "test")
@@ -97,7 +94,7 @@ def evaluate(
         generator = domain_generator(seed, target, "eval-reference")
         section: dict[str, float] = {}
         for metric in metrics:
-            section.update(metric.evaluate(outputs, graph.domains[target], generator))
+            section.update(metric.evaluate(outputs, domain, generator))
         results[f"{name}: {source} -> {target}"] = section
     for name in translators(graph):
         section = translation_metrics(graph, name, n, device)
@@ -119,9 +116,11 @@ def evaluate(
     return results
 
 
-def evaluate_experiment(exp: Experiment, samples: int | None = None) -> dict[str, dict[str, float]]:
-    """`evaluate` with the recipe's metrics, sample count (unless `samples` is given) and seed."""
+def evaluate_experiment(
+    exp: Experiment, samples: int | None = None, extra_metrics: Sequence[str] = ()
+) -> dict[str, dict[str, float]]:
+    """`evaluate` with the recipe's metrics (and the registered ones named in `extra_metrics`),
+    sample count (unless `samples` is given) and seed."""
     recipe = exp.recipe
-    return evaluate(
-        exp.graph, exp.plugins.registry, recipe.eval.metrics, samples or recipe.eval.samples, recipe.seed, exp.device
-    )
+    metrics = exp.eval_metrics(extra_metrics)
+    return evaluate(exp.graph, metrics, samples or recipe.eval.samples, recipe.seed, exp.device)

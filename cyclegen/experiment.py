@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import torch
 from cyclegen.checkpoint import latest_checkpoint
 from cyclegen.errors import CycleGenError, PluginError, RecipeError
 from cyclegen.graph import WEIGHTS_KEY, Graph, build_graph
+from cyclegen.interfaces import Metric
 from cyclegen.plugins import Plugins, load_plugins, local_plugins
 from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
 from cyclegen.runtime import AUTOCAST_DTYPES
@@ -40,6 +42,28 @@ class Experiment:
     def resolved_toml(self) -> str:
         return dumps(self.resolved)
 
+    def eval_metrics(self, extra: Sequence[str] = ()) -> list[Metric]:
+        """The recipe's `eval.metrics`, then the registered metrics named in `extra`, built with
+        their options. Each must apply to some mapper's target domain."""
+        named = self.recipe.eval.metrics
+        specs = [(spec, {}) if isinstance(spec, str) else (spec.type, spec.options) for spec in named]
+        specs += [(name, {}) for name in extra]
+        wheres = [f"eval.metrics[{i}]" for i in range(len(named))] + [f"metric {name!r}" for name in extra]
+        registry = self.plugins.registry
+        targets = {self.graph.domains[target] for _, target in self.graph.mapper_ends.values()}
+        metrics = []
+        for (name, options), where in zip(specs, wheres):
+            metric = registry.build("metric", name, where, options)
+            if not any(metric.applies_to(domain) for domain in targets):
+                ordered = sorted(targets, key=lambda domain: domain.name)
+                shapes = ", ".join(f"{domain.name} {tuple(domain.shape)}" for domain in ordered)
+                raise RecipeError(
+                    f"{where}: metric {name!r} applies to none of the domains the mappers produce ({shapes}); "
+                    "remove it, or give it features it can take (docs/fidelity.md)"
+                )
+            metrics.append(metric)
+        return metrics
+
 
 def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
     """Load plugins (including the recipe's local ones), validate and build the recipe, and
@@ -51,6 +75,7 @@ def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
     raw = _with_absolute_plugins(read_recipe(path, overrides), path)
     experiment = _build(*parse_recipe(raw, str(path)))
     check_training(experiment.recipe.train, experiment.device)
+    experiment.eval_metrics()  # their options (and any weights they need) are checked now, not after training
     return experiment
 
 
@@ -107,8 +132,8 @@ def _refuse_local_plugins(specs: list[str], run_dir: Path) -> None:
 def _build(recipe: Recipe, data: dict[str, Any]) -> Experiment:
     plugins = load_plugins(recipe.plugins)
     graph = build_graph(recipe, plugins.registry)
-    for i, name in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
-        plugins.registry.get("metric", name, f"eval.metrics[{i}]")
+    for i, spec in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
+        plugins.registry.get("metric", spec if isinstance(spec, str) else spec.type, f"eval.metrics[{i}]")
     return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
 
 

@@ -19,8 +19,9 @@ def cyclegen_register(registry: "Registrar") -> None:
     """Add this plugin's components to `registry`.
 
     Call `registry.domain(name, factory)`, `registry.mapper(...)`, `registry.critic(...)`,
-    `registry.adversarial_loss(...)`, `registry.reconstruction_loss(...)` or
-    `registry.metric(...)`. A factory is a class or function; its keyword arguments (with
-    type hints and defaults) are the options a recipe may set, validated before training.
+    `registry.adversarial_loss(...)`, `registry.penalty(...)`, `registry.reconstruction_loss(...)`,
+    `registry.metric(...)` or `registry.features(...)`. A factory is a class or function; its
+    keyword arguments (with type hints and defaults) are the options a recipe may set, validated
+    before training.
     Names must be unique across all installed plugins.
     """

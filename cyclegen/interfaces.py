@@ -151,6 +151,11 @@ class Metric(ABC):
 
     name: ClassVar[str] = "metric"
 
+    def applies_to(self, domain: Domain) -> bool:
+        """Whether this metric can score samples of `domain`. A metric a recipe names in
+        `eval.metrics` scores every mapper whose target it applies to (FID: the image domains)."""
+        return True
+
     @abstractmethod
     def evaluate(self, samples: Tensor, domain: Domain, generator: torch.Generator) -> dict[str, float]:
         """Return named numbers for `samples` (N, *domain.shape), on the CPU.
@@ -165,3 +170,24 @@ class PairMetric(ABC):
     @abstractmethod
     def evaluate(self, target: Tensor, output: Tensor, domain: Domain) -> dict[str, float]:
         """Return named numbers for `output` compared with `target`, both (N, *domain.shape)."""
+
+
+class FeatureExtractor(ABC):
+    """Maps a domain's samples to feature vectors, for metrics that compare distributions in a
+    feature space (FID compares Inception-v3 pool features); registered with `registry.features`.
+
+    Metrics cache the features of reference data under `identity()`, so it must change whenever
+    the features would: another network, other weights, other preprocessing.
+    """
+
+    @abstractmethod
+    def identity(self) -> str:
+        """A short string naming the network, its weights and its preprocessing."""
+
+    def applies_to(self, domain: Domain) -> bool:
+        """Whether this extractor can take samples of `domain` (an image network: image domains)."""
+        return True
+
+    @abstractmethod
+    def __call__(self, samples: Tensor, domain: Domain) -> Tensor:
+        """Features (N, D) as float32 on the CPU of `samples` (N, *domain.shape)."""

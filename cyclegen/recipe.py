@@ -94,6 +94,10 @@ class PenaltySpec(WithOptions):
     """A critic penalty added to any adversarial loss: `{ type = "r1", weight = 10 }`."""
 
 
+class MetricSpec(WithOptions):
+    """A registered metric with options: `{ type = "fid", reference = 5000 }`."""
+
+
 class AdversarialSpec(Checked):
     """The adversarial loss every critic uses, with the loss's own options, and a penalty."""
 
@@ -305,9 +309,11 @@ class EvalSpec(Strict):
     samples: int = Field(
         default=2500, ge=1, description="Samples (or held-out true pairs) per evaluated mapper; cycles use at most 1024."
     )
-    metrics: list[str] = Field(
+    metrics: list[str | MetricSpec] = Field(
         default=[],
-        description="Registered metrics applied to every mapper's outputs, besides those the target domains offer.",
+        description="Registered metrics, besides those the target domains offer, applied to the outputs of "
+        'every mapper into a domain they apply to: a name (`"kid"`) or a table with its `type` and options '
+        '(`{ type = "fid", reference = 5000 }`).',
     )
 
 

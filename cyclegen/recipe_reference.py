@@ -76,6 +76,8 @@ def _nested(field: FieldInfo) -> tuple[type[BaseModel], type | None] | None:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin in (dict, list) and _is_model(args[-1]):
         return args[-1], origin
+    if origin is list and (models := [arg for arg in get_args(args[0]) if _is_model(arg)]):
+        return models[0], origin  # a list whose items may be tables (or names)
     if _is_model(annotation):
         return annotation, None
     return None
@@ -105,6 +107,8 @@ def type_text(annotation: Any) -> str:
         return f"array of {_plural(args[0])}"
     if origin is tuple and args and all(arg == args[0] for arg in args):
         return f"array of {len(args)} {_plural(args[0])}"
+    if _is_model(annotation):
+        return "table"
     names = {int: "integer", float: "float", str: "string", bool: "boolean"}
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
@@ -121,6 +125,8 @@ def toml_literal(value: Any) -> str:
 
 
 def _plural(annotation: Any) -> str:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return " or ".join(_plural(arg) for arg in get_args(annotation) if arg is not type(None))
     return f"{type_text(annotation)}s"
 
 
@@ -139,7 +145,7 @@ def default_text(field: FieldInfo) -> str:
         return "required"
     if field.default is None:
         return "unset"
-    if _nested(field) is not None:
+    if _nested(field) is not None and field.default != []:
         return "optional"  # tables: their keys have their own defaults
     return f"`{toml_literal(field.default)}`"
 
@@ -165,6 +171,8 @@ def render_section(section: Section, headers: dict[type[BaseModel], str]) -> lis
         else:
             inner, container = nested
             table = {dict: "tables", list: "array of tables"}.get(container, "table")
+            if container is list and not _is_model(get_args(_without_none(field.annotation))[0]):
+                table = type_text(field.annotation)
             kind = f"{table}: `{headers[inner]}`"
         lines.append(_row(f"`{field.alias or name}`", kind, default_text(field), field.description or ""))
     if model.model_config.get("extra") == "allow":

@@ -13,7 +13,9 @@ import pydantic
 from cyclegen.catalogue import missing_plugin_hint
 from cyclegen.errors import PluginError, RecipeError, closest, unknown_name_message
 
-Kind = Literal["domain", "mapper", "critic", "adversarial_loss", "penalty", "reconstruction_loss", "metric"]
+Kind = Literal[
+    "domain", "mapper", "critic", "adversarial_loss", "penalty", "reconstruction_loss", "metric", "features"
+]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 
 #: Arguments the engine passes itself, per kind; everything else is a recipe option.
@@ -25,7 +27,11 @@ CONTEXT_ARGS: dict[Kind, tuple[str, ...]] = {
     "penalty": (),
     "reconstruction_loss": (),
     "metric": (),
+    "features": (),
 }
+#: The argument through which a factory of any kind that asks for it builds the components it
+#: uses (a metric its feature extractor): a `Components`.
+COMPONENTS_ARG = "components"
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class Component:
     def options(self) -> dict[str, inspect.Parameter]:
         """The recipe options this component takes (its factory's keyword arguments)."""
         params = inspect.signature(self.factory).parameters
-        skip = set(CONTEXT_ARGS[self.kind]) | {"self"}
+        skip = set(CONTEXT_ARGS[self.kind]) | {"self", COMPONENTS_ARG}
         return {
             name: p
             for name, p in params.items()
@@ -107,10 +113,34 @@ class Registry:
         except pydantic.ValidationError as exc:
             raise RecipeError(_option_errors(exc, where, component)) from None
         values = {key: getattr(validated, key) for key in type(validated).model_fields}
+        if COMPONENTS_ARG in inspect.signature(component.factory).parameters:
+            context[COMPONENTS_ARG] = Components(self, where)
         try:
             return component.factory(**context, **values)
         except (ValueError, TypeError) as exc:
             raise RecipeError(f"{where} ({kind} {type_name!r}): {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Components:
+    """What a factory that composes other components receives as `components`: it builds them
+    by a recipe value (a name, or a table with `type` and options), and their errors point at
+    the recipe key they were named under."""
+
+    registry: Registry
+    where: str
+
+    def build(self, kind: Kind, spec: str | Mapping[str, Any], key: str) -> Any:
+        where = f"{self.where}.{key}"
+        if isinstance(spec, str):
+            return self.registry.build(kind, spec, where, {})
+        options = dict(spec)
+        if not isinstance(name := options.pop("type", None), str):
+            raise RecipeError(
+                f"{where}: a table needs a `type`, the name of a registered {kind.replace('_', ' ')} component "
+                "(`cyclegen plugins` lists them)"
+            )
+        return self.registry.build(kind, name, where, options)
 
 
 def _option_errors(exc: pydantic.ValidationError, where: str, component: Component) -> str:
@@ -163,3 +193,6 @@ class Registrar:
 
     def metric(self, name: str, factory: Callable[..., Any]) -> None:
         self._add("metric", name, factory)
+
+    def features(self, name: str, factory: Callable[..., Any]) -> None:
+        self._add("features", name, factory)

@@ -164,3 +164,52 @@ def test_recipe_can_add_registered_metrics(tmp_path: Path) -> None:
     data["eval"]["metrics"] = ["mean-nrom"]
     with pytest.raises(RecipeError, match="eval.metrics\\[0\\]: unknown metric 'mean-nrom'; did you mean 'mean-norm'"):
         open_recipe(write_recipe(tmp_path, data, "typo.toml"))  # before any training
+
+
+OPTIONS_METRIC_PLUGIN = '''
+from cyclegen import Metric, hookimpl
+
+
+class DistanceTo(Metric):
+    """Mean reconstruction loss of the samples against a constant point, by a registered loss."""
+
+    name = "distance-to"
+
+    def __init__(self, components, point: float = 0.0, loss: str = "l1", dims: int | None = None) -> None:
+        self.point = point
+        self.loss = components.build("reconstruction_loss", loss, "loss")
+        self.dims = dims
+
+    def applies_to(self, domain):
+        return self.dims is None or domain.shape == (self.dims,)
+
+    def evaluate(self, samples, domain, generator):
+        return {f"distance to {self.point:g}": float(self.loss(samples, samples * 0 + self.point))}
+
+
+@hookimpl
+def cyclegen_register(registry):
+    registry.metric("distance-to", DistanceTo)
+'''
+
+
+def test_recipe_metrics_take_options_and_build_components(tmp_path: Path) -> None:
+    (tmp_path / "options_plugin.py").write_text(OPTIONS_METRIC_PLUGIN)
+    data = aegan_data(steps=2, sample_every=0, checkpoint_every=0)
+    data["plugins"] = ["options_plugin.py"]
+    data["eval"]["metrics"] = ["distance-to", {"type": "distance-to", "point": 5.0, "loss": "l2", "dims": 2}]
+    run = train(write_recipe(tmp_path, data), tmp_path / "run")
+    evaluation = json.loads((run.dir / "eval.json").read_text())
+    grid, latent = evaluation["G: z -> x"], evaluation["E: x -> z"]
+    assert {"distance to 0", "distance to 5"} <= grid.keys()
+    assert "distance to 0" in latent and "distance to 5" not in latent  # dims = 2 fits x, not z (3-D)
+    assert grid["distance to 5"] > grid["distance to 0"]
+    errors = {
+        "loss": ({"type": "distance-to", "loss": "l3"}, r"eval.metrics\[0\].loss: unknown reconstruction loss 'l3'"),
+        "option": ({"type": "distance-to", "piont": 1.0}, r"eval.metrics\[0\].piont: .*did you mean 'point'"),
+        "domain": ({"type": "distance-to", "dims": 7}, r"eval.metrics\[0\]: metric 'distance-to' applies to none"),
+    }
+    for name, (spec, message) in errors.items():
+        data["eval"]["metrics"] = [spec]
+        with pytest.raises(RecipeError, match=message):
+            open_recipe(write_recipe(tmp_path, data, f"{name}.toml"))  # before any training
