@@ -22,12 +22,24 @@ WASSERSTEIN = Distribution(
     "pip install -e plugins/cyclegen-wasserstein (from the cyclegen source tree)",
 )
 
+FIDELITY = Distribution(
+    "cyclegen-fidelity",
+    "fidelity",
+    "pip install -e plugins/cyclegen-fidelity (from the cyclegen source tree)",
+)
+
 #: (kind, component name) -> the distribution that registers it.
 OPTIONAL_COMPONENTS: dict[tuple[str, str], Distribution] = {
     ("adversarial_loss", "wgan"): WASSERSTEIN,
     ("adversarial_loss", "wgan-gp"): WASSERSTEIN,
     ("penalty", "r1"): WASSERSTEIN,
     ("penalty", "gradient-penalty"): WASSERSTEIN,
+    ("metric", "fid"): FIDELITY,
+    ("metric", "kid"): FIDELITY,
+    ("metric", "precision-recall"): FIDELITY,
+    ("metric", "density-coverage"): FIDELITY,
+    ("features", "inception"): FIDELITY,
+    ("features", "raw"): FIDELITY,
 }
 
 
