@@ -18,15 +18,14 @@ from cyclegen_fidelity.inception import FEATURES, FIDInceptionV3, Preprocess, ne
 from cyclegen_fidelity.weights import CACHE_ENV, digest, find_weights, load_network
 
 
-#: Images per forward pass when the recipe does not say: on the CPU, batches above about 10 run
-#: slower per image (50 is 0.72x of 1 on the 2-core EPYC, docs/benchmarks.md); a GPU wants
-#: pytorch-fid's 50.
+#: Images per forward pass when the recipe does not say. On the 2-core EPYC, batch 10 is the
+#: fastest (1.08x batch 1; 50 is 0.94x, docs/benchmarks.md); a GPU wants pytorch-fid's 50.
 CPU_BATCH = 10
 DEVICE_BATCH = 50
 
 
 def pick_device(device: str) -> torch.device:
-    """ "auto" is the GPU where there is one: the Inception network is 5.7 GFLOPs an image."""
+    """`auto` is the GPU where there is one: the Inception network is 5.7 GFLOPs an image."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -73,7 +72,7 @@ class InceptionFeatures(FeatureExtractor):
         return len(domain.shape) == 3 and domain.shape[0] in (1, 3)
 
     def network(self) -> FIDInceptionV3:
-        """The network, channels-last: 1.4x faster on this CPU (docs/benchmarks.md)."""
+        """The network, channels-last: 1.3x faster on the 2-core EPYC (docs/benchmarks.md)."""
         if self._network is None:
             self._network = load_network(self.path).to(self.device, memory_format=torch.channels_last)
         return self._network
@@ -106,7 +105,7 @@ class RawFeatures(FeatureExtractor):
 
 
 def cache_folder(cache: str) -> Path | None:
-    """ "auto": $CYCLEGEN_CACHE/features or ~/.cache/cyclegen/features; "off": no cache; else a folder."""
+    """`auto`: $CYCLEGEN_CACHE/features or ~/.cache/cyclegen/features; `off`: no cache; else a folder."""
     if cache == "off":
         return None
     if cache == "auto":
