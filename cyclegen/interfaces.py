@@ -106,6 +106,11 @@ class AdversarialLoss(ABC):
 
     #: Critic updates per mapper update this loss wants when the recipe does not say.
     preferred_critic_steps: ClassVar[int] = 1
+    #: The spread (standard deviation) of a critic's scores over one round, real and generated
+    #: batches together, below which it scores every sample alike, in this loss's score units.
+    #: Training warns when a critic that scored above it falls below. None: the scores have no
+    #: fixed scale, and critics are not watched.
+    constant_below: ClassVar[float | None] = None
 
     @abstractmethod
     def critic_real(self, scores: Tensor) -> Tensor:

@@ -29,6 +29,7 @@ from cyclegen.allocator import keep_freed_memory
 from cyclegen.checkpoint import Checkpoint, latest_checkpoint, point_latest, prune, save_checkpoint, state_bytes
 from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, max_over_ranks, mean_over_ranks
 from cyclegen.errors import CheckpointError, CycleGenError, Interrupted, NonFiniteLossError
+from cyclegen.critic_watch import CriticWatch
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
 from cyclegen.files import append_line, atomic_write, reported_write_failures
@@ -111,6 +112,7 @@ class Run:
         self.ranks = ranks
         self.console = (console or Console()) if ranks.is_main else Console(quiet=True)
         self.trainer = Trainer(experiment.graph, experiment.recipe, experiment.device, ranks)
+        self.critic_watch = CriticWatch(experiment.recipe.adversarial.loss, experiment.graph.adversarial.constant_below)
         self.pending: list[tuple[int, torch.Tensor]] = []
         #: The stop signal this process received (set by the handler only) and the one all
         #: ranks agreed to stop for: kept apart, so that a signal landing while the ranks
@@ -293,8 +295,9 @@ class Run:
         if not self.pending:
             return None
         steps = [step for step, _ in self.pending]
-        stacked = mean_over_ranks(torch.stack([losses for _, losses in self.pending])).cpu()
+        columns = mean_over_ranks(torch.stack([losses for _, losses in self.pending])).cpu()
         self.pending.clear()
+        stacked, spread_columns = columns.split([len(self.trainer.loss_names), len(self.trainer.spread_names)], 1)
         bad = ~torch.isfinite(stacked)
         if bad.any():
             row, col = (int(i) for i in bad.nonzero()[0])
@@ -309,10 +312,18 @@ class Run:
         rate = (steps[-1] - self.window_step) / (now - self.window_start)
         self.window_start, self.window_step = now, steps[-1]
         losses = dict(zip(self.trainer.loss_names, means))
+        spreads = dict(zip(self.trainer.spread_names, spread_columns.mean(0).tolist()))
+        warnings = self.critic_watch.check(steps[0], steps[-1], spreads)
         if not self.ranks.is_main:
             return losses
         lrs = {group.name: group.lr for group in self.trainer.groups}
         record = {"step": steps[-1], "time": time.time(), "steps_per_s": rate, "losses": losses, "lr": lrs}
+        if spreads:
+            record["critic spread"] = spreads
+        if warnings:
+            record["warnings"] = warnings
+        for message in warnings:
+            self.console.print(f"warning: {message}", highlight=False)
         append_line(self.dir / LOG, json.dumps(record))
         return losses
 

@@ -89,6 +89,8 @@ class Trainer:
         )
         self.step_count = 0
         self.loss_names = [f"critic {name}" for name in graph.critics] + [t.label for t in graph.terms]
+        #: The critics whose score spread each step reports after its losses (see `critic_phase`).
+        self.spread_names = list(graph.critics) if self.critic_groups else []
 
     def state_dict(self) -> State:
         """Everything a resume needs; under torchrun a collective call (each rank's noise stream)."""
@@ -106,24 +108,35 @@ class Trainer:
         return {start: self.draw(start) for start in starts}
 
     def step(self) -> Tensor:
-        """Run one step; returns the detached losses in the order of `loss_names`."""
+        """Run one step; returns the detached losses in the order of `loss_names`, then each
+        critic's score spread in the order of `spread_names`."""
         for group in self.groups:
             group.schedule_lr(self.step_count, self.recipe.train.steps)
-        critic_losses = self.critic_phase() if self.critic_groups else []
+        critic_losses, spreads = self.critic_phase() if self.critic_groups else ([], [])
         mapper_losses = self.mapper_phase()
         self.step_count += 1
-        return torch.stack([*critic_losses, *mapper_losses])
+        return torch.stack([*critic_losses, *mapper_losses, *spreads])
 
     # -- critics -------------------------------------------------------------------------
 
-    def critic_phase(self) -> list[Tensor]:
+    def critic_phase(self) -> tuple[list[Tensor], list[Tensor]]:
+        """Each critic's loss and score spread, averaged over the critic steps.
+
+        The spread is the standard deviation of a critic's scores over one round, its real and
+        generated batches together: near 0, the critic scores every sample alike (Run warns).
+        """
         totals: dict[str, Tensor] = {}
+        spreads: dict[str, Tensor] = {}
         for _ in range(self.graph.critic_steps):
             fakes = self.make_fakes()
             for group in self.critic_groups:
-                for name, loss in self.update_critic_group(group, fakes).items():
+                for name, (loss, spread) in self.update_critic_group(group, fakes).items():
                     totals[name] = _plus(totals.get(name), loss)
-        return [_mean(totals[name], self.graph.critic_steps) for name in self.graph.critics]
+                    spreads[name] = _plus(spreads.get(name), spread)
+        steps = self.graph.critic_steps
+        return [_mean(totals[name], steps) for name in self.graph.critics], [
+            _mean(spreads[name], steps) for name in self.graph.critics
+        ]
 
     def make_fakes(self) -> dict[Route, Tensor]:
         """Each fake path's output, without a graph, in float32 (histories store them)."""
@@ -132,19 +145,23 @@ class Trainer:
             fakes = self.graph.run(plan, self.draw_starts(plan.starts))
         return {route: runtime.as_float(fake) for route, fake in zip(plan.routes, fakes)}
 
-    def update_critic_group(self, group: OptimGroup, fakes: dict[Route, Tensor]) -> dict[str, Tensor]:
-        """Update the critics of one optimiser group; returns each critic's logged loss.
+    def update_critic_group(
+        self, group: OptimGroup, fakes: dict[Route, Tensor]
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        """Update the critics of one optimiser group; returns each critic's logged loss and
+        the spread of the scores it gave in this round.
 
         The logged loss is the real loss plus the mean fake loss, whichever batching is used.
         """
         batches = {name: self.critic_batches(name, fakes) for name in group.networks}
         logged: dict[str, Tensor] = {}
+        scored: dict[str, list[Tensor]] = {name: [] for name in batches}
         scaler = self.critic_scalers[group.name]
         for k in range(max(len(b) for b in batches.values())):
             total: Tensor | None = None
             for name, sequence in batches.items():
                 if k < len(sequence):
-                    loss = self.critic_loss(self.critic_modules[name], sequence[k])
+                    loss = self.critic_loss(self.critic_modules[name], sequence[k], scored[name])
                     total = _plus(total, loss)
                     logged[name] = _plus(logged.get(name), loss.detach())
             assert total is not None
@@ -155,7 +172,9 @@ class Trainer:
             scaler.update()
             for name in batches:
                 self.graph.adversarial.after_critic_step(self.critic_modules[name])
-        return {name: _mean(logged[name], len(self.critic_fake_paths[name])) for name in logged}
+        return {
+            name: (_mean(logged[name], len(self.critic_fake_paths[name])), _spread(scored[name])) for name in logged
+        }
 
     def critic_batches(self, name: str, fakes: dict[Route, Tensor]) -> list[CriticBatch]:
         """The batches each update of critic `name` trains on, in order.
@@ -180,15 +199,18 @@ class Trainer:
         history = self.histories.get((critic, path))
         return fakes if history is None else history.exchange(fakes)
 
-    def critic_loss(self, critic: nn.Module, batch: CriticBatch) -> Tensor:
-        """Real loss (weighted to balance the fake batches), fake losses and penalties."""
+    def critic_loss(self, critic: nn.Module, batch: CriticBatch, scored: list[Tensor]) -> Tensor:
+        """Real loss (weighted to balance the fake batches), fake losses and penalties; the
+        scores it computes are appended to `scored`."""
         loss_fn = self.graph.adversarial
         loss: Tensor | None = None
         if batch.score_real:  # weighted to balance the fake batches
             count = len(batch.fakes)
-            loss = _weighted(loss_fn.critic_real(self.score(critic, batch.real)), count if count > 1 else None)
+            scored.append(scores := self.score(critic, batch.real))
+            loss = _weighted(loss_fn.critic_real(scores), count if count > 1 else None)
         for fake in batch.fakes:
-            loss = _plus(loss, loss_fn.critic_fake(self.score(critic, fake)))
+            scored.append(scores := self.score(critic, fake))
+            loss = _plus(loss, loss_fn.critic_fake(scores))
             if self.graph.penalties:
                 for penalty in self.penalties(critic, batch.real, fake):
                     loss = loss + penalty.float()
@@ -260,6 +282,11 @@ def _unique(items: Iterable[Any]) -> list[Any]:
 
 def _plus(total: Tensor | None, value: Tensor) -> Tensor:
     return value if total is None else total + value
+
+
+def _spread(scores: list[Tensor]) -> Tensor:
+    """The standard deviation of every score of one round, real and generated together."""
+    return torch.cat([score.detach().reshape(-1) for score in scores]).std(correction=0)
 
 
 def _mean(total: Tensor, count: int) -> Tensor:

@@ -164,7 +164,7 @@ def test_penalties_get_real_and_fake_in_both_batchings(tmp_path: Path, batching:
     module = sys.modules[type(trainer.graph.adversarial).__module__]
     module.CALLS.clear()
     log = record_steps(trainer)
-    losses = trainer.critic_phase()
+    losses, _ = trainer.critic_phase()
     assert log.count("image_critic") == updates
     # Dx has two fake paths, Dz two: one penalty per (real, fake) pair, in either batching.
     assert module.CALLS == [(32, 32)] * 4

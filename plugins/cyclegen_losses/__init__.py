@@ -17,6 +17,9 @@ class BCE(AdversarialLoss):
     always aim at a hard 1.
     """
 
+    #: Logits: 0.1 is a spread of about 0.025 in the sigmoid's output near 0.5.
+    constant_below = 0.1
+
     def __init__(self, label_smoothing: float = 0.0, one_sided: bool = False) -> None:
         if not 0.0 <= label_smoothing < 0.5:
             raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
@@ -41,6 +44,9 @@ def _bce(logits: Tensor, target: float) -> Tensor:
 class LSGAN(AdversarialLoss):
     """Least-squares GAN (Mao et al. 2017): critic regresses 1 on real and 0 on fake."""
 
+    #: Scores regressed onto 0 and 1, like the BCE critic's sigmoid outputs (0.1 logits = 0.025).
+    constant_below = 0.025
+
     def critic_real(self, scores: Tensor) -> Tensor:
         return (scores.float() - 1).pow(2).mean()
 
@@ -53,6 +59,9 @@ class LSGAN(AdversarialLoss):
 
 class Hinge(AdversarialLoss):
     """Hinge loss (Lim and Ye 2017; SAGAN, BigGAN): margins of 1 for the critic."""
+
+    #: Scores on the scale of the margin of 1, like BCE's logits.
+    constant_below = 0.1
 
     def critic_real(self, scores: Tensor) -> Tensor:
         return F.relu(1 - scores.float()).mean()
