@@ -27,9 +27,9 @@ from rich.console import Console
 from cyclegen import __version__, distributed
 from cyclegen.allocator import keep_freed_memory
 from cyclegen.checkpoint import Checkpoint, latest_checkpoint, point_latest, prune, save_checkpoint, state_bytes
+from cyclegen.critic_watch import CriticWatch
 from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, max_over_ranks, mean_over_ranks
 from cyclegen.errors import CheckpointError, CycleGenError, Interrupted, NonFiniteLossError
-from cyclegen.critic_watch import CriticWatch
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
 from cyclegen.files import append_line, atomic_write, reported_write_failures
