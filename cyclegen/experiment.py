@@ -45,18 +45,17 @@ class Experiment:
     def eval_metrics(self, extra: Sequence[str] = ()) -> list[Metric]:
         """The recipe's `eval.metrics`, then the registered metrics named in `extra`, built with
         their options. Each must apply to some mapper's target domain."""
-        named = self.recipe.eval.metrics
-        specs = [(spec, {}) if isinstance(spec, str) else (spec.type, spec.options) for spec in named]
-        specs += [(name, {}) for name in extra]
-        wheres = [f"eval.metrics[{i}]" for i in range(len(named))] + [f"metric {name!r}" for name in extra]
+        named = enumerate(self.recipe.eval.named_metrics())
+        requested = [(name, options, f"eval.metrics[{i}]") for i, (name, options) in named]
+        requested += [(name, {}, f"metric {name!r}") for name in extra]
         registry = self.plugins.registry
-        targets = {self.graph.domains[target] for _, target in self.graph.mapper_ends.values()}
+        produced = {self.graph.domains[target] for _, target in self.graph.mapper_ends.values()}
+        targets = sorted(produced, key=lambda domain: domain.name)
         metrics = []
-        for (name, options), where in zip(specs, wheres):
+        for name, options, where in requested:
             metric = registry.build("metric", name, where, options)
             if not any(metric.applies_to(domain) for domain in targets):
-                ordered = sorted(targets, key=lambda domain: domain.name)
-                shapes = ", ".join(f"{domain.name} {tuple(domain.shape)}" for domain in ordered)
+                shapes = ", ".join(f"{domain.name} {tuple(domain.shape)}" for domain in targets)
                 raise RecipeError(
                     f"{where}: metric {name!r} applies to none of the domains the mappers produce ({shapes}); "
                     "remove it, or give it features it can take (docs/fidelity.md)"
@@ -132,8 +131,8 @@ def _refuse_local_plugins(specs: list[str], run_dir: Path) -> None:
 def _build(recipe: Recipe, data: dict[str, Any]) -> Experiment:
     plugins = load_plugins(recipe.plugins)
     graph = build_graph(recipe, plugins.registry)
-    for i, spec in enumerate(recipe.eval.metrics):  # resolve now, not after hours of training
-        plugins.registry.get("metric", spec if isinstance(spec, str) else spec.type, f"eval.metrics[{i}]")
+    for i, (name, _) in enumerate(recipe.eval.named_metrics()):  # resolve now, not after hours of training
+        plugins.registry.get("metric", name, f"eval.metrics[{i}]")
     return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
 
 

@@ -316,6 +316,10 @@ class EvalSpec(Strict):
         '(`{ type = "fid", reference = 5000 }`).',
     )
 
+    def named_metrics(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each of `metrics` as its registered name and options (none for a bare name)."""
+        return [(spec, {}) if isinstance(spec, str) else (spec.type, spec.options) for spec in self.metrics]
+
 
 class Recipe(Strict):
     """A whole experiment: the graph (domains, mappers, critics, terms) and how to train it."""

@@ -52,8 +52,8 @@ class FeatureMetric(Metric):
     def __init__(self, components: Components, features: Features, reference: int | None, cache: str) -> None:
         if reference is not None and reference < 2:
             raise ValueError(f"reference must be at least 2 samples, got {reference}")
-        self.features = features if isinstance(features, str) else str(features.get("type"))
         self.extractor: FeatureExtractor = components.build("features", features, "features")
+        self.features = features if isinstance(features, str) else features["type"]  # checked by the build
         self.reference = reference
         self.cache = cache_folder(cache)
 
