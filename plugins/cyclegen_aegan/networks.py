@@ -85,6 +85,14 @@ class AEGANGenerator(Mapper):
     `fold_code` applies each conv's weights for the tiled latent code as a per-sample bias map
     (exact, and 20-50% of every conv's input channels; see layers.constant_image_conv). Both
     off, G runs the plain reference arithmetic. All settings hold the same parameters.
+
+    Options:
+        width: Multiplies every layer's channel and unit count (rounded, at least 1); 1.0 is
+            the reference network, smaller values make CPU presets.
+        fused_upsample: Run each upsample and the conv after it as one exact convolution on the
+            low-resolution features: the same result, faster.
+        fold_code: Apply each conv's weights for the tiled latent code as a per-sample bias
+            map instead of convolving the tiled code: the same result, faster.
     """
 
     def __init__(
@@ -151,6 +159,13 @@ class AEGANEncoder(Mapper):
     """The AEGAN encoder E: image -> latent, six 4x4 convs with ReLU, then a linear Dense.
 
     Input noise (`noise`, sigma) and Gaussian dropout (`dropout`, rate) act in training only.
+
+    Options:
+        width: Multiplies every layer's channel and unit count (rounded, at least 1); 1.0 is
+            the reference network, smaller values make CPU presets.
+        noise: Standard deviation of the Gaussian noise added to the input images, in training only.
+        dropout: Rate of the Gaussian dropout after every conv (multiplicative noise of
+            variance rate / (1 - rate)), in training only; in [0, 1).
     """
 
     def __init__(
@@ -170,6 +185,13 @@ class AEGANImageCritic(Critic):
     """The AEGAN image critic Dx: E's stack with 3x3 kernels and LeakyReLU(0.02), one logit.
 
     Input noise (`noise`, sigma) and Gaussian dropout (`dropout`, rate) act in training only.
+
+    Options:
+        width: Multiplies every layer's channel and unit count (rounded, at least 1); 1.0 is
+            the reference network, smaller values make CPU presets.
+        noise: Standard deviation of the Gaussian noise added to the input images, in training only.
+        dropout: Rate of the Gaussian dropout after every conv (multiplicative noise of
+            variance rate / (1 - rate)), in training only; in [0, 1).
     """
 
     def __init__(self, domain: Domain, width: float = 1.0, noise: float = 0.01, dropout: float = 0.005) -> None:
@@ -188,6 +210,13 @@ class AEGANLatentCritic(Critic):
 
     Each block (Dense(16) -> dropout -> LN -> LeakyReLU) is concatenated onto its input.
     Input noise (`noise`, sigma) and Gaussian dropout (`dropout`, rate) act in training only.
+
+    Options:
+        width: Multiplies every layer's channel and unit count (rounded, at least 1); 1.0 is
+            the reference network, smaller values make CPU presets.
+        noise: Standard deviation of the Gaussian noise added to the input codes, in training only.
+        dropout: Rate of the Gaussian dropout after every block's Dense layer (multiplicative
+            noise of variance rate / (1 - rate)), in training only; in [0, 1).
     """
 
     def __init__(self, domain: Domain, width: float = 1.0, noise: float = 0.01, dropout: float = 0.005) -> None:

@@ -52,6 +52,14 @@ class PatchGANCritic(Critic):
     stride-1 one, LeakyReLU(0.2), norm after all but the first; a last conv gives one
     score per patch, with no sigmoid (the adversarial loss decides). `layers` = 3 scores
     70x70 patches, and needs images of at least 24 pixels.
+
+    Options:
+        layers: Stride-2 convs, which set the patch size: 3 scores 70x70 patches; the images
+            need at least 3 * 2^layers pixels a side.
+        width: Channels of the first conv, doubling with every later one up to 8 times as many.
+        norm: What normalises the activations after every conv but the first: InstanceNorm
+            without learned parameters (`instance`, the paper's), BatchNorm (`batch`; its convs
+            then have no bias) or nothing (`none`).
     """
 
     def __init__(self, domain: Domain, layers: int = 3, width: int = 64, norm: Norm = "instance") -> None:

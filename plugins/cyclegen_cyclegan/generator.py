@@ -64,6 +64,14 @@ class ResnetGenerator(Mapper):
     Two stride-2 convs shrink the image by 4, `blocks` residual blocks transform it, two
     transposed convs restore the size. Reflection padding avoids border artefacts. Paper:
     `blocks` = 6 for 128-pixel images, 9 for 256; `width` is the first layer's channels.
+
+    Options:
+        blocks: Residual blocks at the bottleneck (the paper: 6 for 128-pixel images, 9 for 256).
+        width: Channels of the first conv; the bottleneck has 4 times as many.
+        norm: What normalises the activations: InstanceNorm without learned parameters
+            (`instance`, the paper's), BatchNorm (`batch`; its convs then have no bias) or
+            nothing (`none`).
+        dropout: Dropout of rate 0.5 inside every residual block, in training only.
     """
 
     def __init__(

@@ -45,6 +45,12 @@ class DCGANGenerator(Mapper):
     A Linear projects to a 4x4 map of base*2^k channels; k stages halve the channels while
     doubling the size, and a 3x3 conv maps `base` channels to the image. `norm` follows
     the projection and every stage.
+
+    Options:
+        base: Channels of the last, full-size stage; they double at every stage back towards
+            the 4x4 map.
+        norm: What normalises the activations: BatchNorm (`batch`), a LayerNorm over the
+            channels of every pixel (`layer`) or nothing (`none`).
     """
 
     def __init__(self, source: Domain, target: Domain, base: int = 64, norm: Norm = "batch") -> None:
@@ -86,7 +92,14 @@ def down_stack(channels: int, size: int, base: int, norm: Norm) -> tuple[nn.Sequ
 
 
 class DCGANEncoder(Mapper):
-    """DCGAN encoder: image -> latent through 4x4 stride-2 convs, then a linear layer."""
+    """DCGAN encoder: image -> latent through 4x4 stride-2 convs, then a linear layer.
+
+    Options:
+        base: Channels of the first conv, doubled at every stage down to 4x4.
+        norm: What normalises the activations after every conv but the first (which sees raw
+            pixels): BatchNorm (`batch`), a LayerNorm over the channels of every pixel
+            (`layer`) or nothing (`none`).
+    """
 
     def __init__(self, source: Domain, target: Domain, base: int = 64, norm: Norm = "layer") -> None:
         super().__init__(source, target)
@@ -100,7 +113,14 @@ class DCGANEncoder(Mapper):
 
 
 class DCGANCritic(Critic):
-    """DCGAN critic: the encoder's conv stack, then one logit per image."""
+    """DCGAN critic: the encoder's conv stack, then one logit per image.
+
+    Options:
+        base: Channels of the first conv, doubled at every stage down to 4x4.
+        norm: What normalises the activations after every conv but the first (which sees raw
+            pixels): BatchNorm (`batch`), a LayerNorm over the channels of every pixel
+            (`layer`) or nothing (`none`).
+    """
 
     def __init__(self, domain: Domain, base: int = 64, norm: Norm = "none") -> None:
         super().__init__(domain)

@@ -15,6 +15,11 @@ class BCE(AdversarialLoss):
     `label_smoothing` s trains the critic towards 1 - s on real samples and, unless
     `one_sided`, towards s on generated ones (the AEGAN reference: s = 0.05). The mappers
     always aim at a hard 1.
+
+    Options:
+        label_smoothing: The critic's targets move this far from 0 and 1 (in [0, 0.5)); the
+            mappers' target stays 1.
+        one_sided: Smooth only the real samples' target, keeping 0 for generated ones.
     """
 
     #: Logits: 0.1 is a spread of about 0.025 in the sigmoid's output near 0.5.

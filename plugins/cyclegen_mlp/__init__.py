@@ -34,7 +34,16 @@ def mlp(inputs: int, outputs: int, hidden: int, depth: int, activation: Activati
 
 
 class MLPMapper(Mapper):
-    """An MLP from one domain's flattened samples to another's; linear or tanh output."""
+    """An MLP from one domain's flattened samples to another's; linear or tanh output.
+
+    Options:
+        hidden: Units in every hidden layer.
+        depth: Hidden layers; 0 makes the mapper one linear layer.
+        activation: The nonlinearity after every hidden layer (`leaky_relu` has slope 0.2).
+        norm: `layer` puts a LayerNorm before every activation; `none` normalises nothing.
+        output: `tanh` squashes the outputs into [-1, 1], as image data is scaled; `linear`
+            leaves them unbounded, as for latents and the 2-D toy data.
+    """
 
     def __init__(
         self,
@@ -55,7 +64,14 @@ class MLPMapper(Mapper):
 
 
 class MLPCritic(Critic):
-    """An MLP from a domain's flattened samples to one score (a logit) per sample."""
+    """An MLP from a domain's flattened samples to one score (a logit) per sample.
+
+    Options:
+        hidden: Units in every hidden layer.
+        depth: Hidden layers; 0 makes the critic one linear layer.
+        activation: The nonlinearity after every hidden layer (`leaky_relu` has slope 0.2).
+        norm: `layer` puts a LayerNorm before every activation; `none` normalises nothing.
+    """
 
     def __init__(
         self,

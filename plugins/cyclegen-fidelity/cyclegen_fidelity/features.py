@@ -45,6 +45,15 @@ class InceptionFeatures(FeatureExtractor):
     the published weights; without it, $CYCLEGEN_INCEPTION_WEIGHTS or the cache folders are
     searched (docs/fidelity.md). The file is located when the recipe is checked and read at
     the first use.
+
+    Options:
+        weights: The file of the published FID Inception weights; unset, it is found through
+            $CYCLEGEN_INCEPTION_WEIGHTS or the cache folders (docs/fidelity.md).
+        preprocess: Which tool's resizing and scaling to reproduce: "torch-fidelity" (also
+            torchmetrics' default FID) or "pytorch-fid"; the two give slightly different FIDs.
+        batch: Images per forward pass (at least 1); unset, 10 on the CPU and 50 on a GPU.
+        device: Where the network runs: "auto" takes the GPU when there is one, or name a
+            torch device ("cpu", "cuda:1").
     """
 
     def __init__(

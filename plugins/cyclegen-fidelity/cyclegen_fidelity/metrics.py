@@ -44,7 +44,19 @@ def reference_data(domain: Domain, n: int, generator: torch.Generator) -> Tensor
 
 
 class FeatureMetric(Metric):
-    """Extracts features of the samples and of the reference data, then compares them."""
+    """Extracts features of the samples and of the reference data, then compares them.
+
+    Options:
+        features: The feature extractor: a registered name ("inception", "raw") or a table
+            with its `type` and options. On other features than "inception" the numbers are
+            named after the extractor, and FID and KID are reported as "fd" and "kd".
+        reference: Reference samples of the target domain: that many of its held-out set
+            (at least 2), or test draws from a domain without one; unset, as many as the
+            samples evaluated (at most the whole held-out set).
+        cache: Where the reference features are cached: "auto" is $CYCLEGEN_CACHE/features
+            or ~/.cache/cyclegen/features, "off" computes them every time, anything else is
+            the cache folder.
+    """
 
     #: The name of the sample-count entry's stem ("fid" gives "fid reference").
     first: ClassVar[str]
@@ -100,7 +112,14 @@ class FID(FeatureMetric):
 
 class KID(FeatureMetric):
     """Kernel Inception distance (Bińkowski et al. 2018): an unbiased MMD, so comparable across
-    sample counts, with its spread over `subsets` subsets of `subset_size` (capped at the counts)."""
+    sample counts, with its spread over `subsets` subsets of `subset_size` (capped at the counts).
+
+    Options:
+        subsets: Random subsets the distance is averaged over; their spread is reported as
+            "kid std".
+        subset_size: Samples per subset from each set (at least 2); with fewer samples,
+            subsets are half the smaller set.
+    """
 
     name = "kid"
     first = "kid"
@@ -126,7 +145,12 @@ class KID(FeatureMetric):
 
 
 class NeighbourMetric(FeatureMetric):
-    """A pair of k-th-neighbour-ball measures of the two feature sets."""
+    """A pair of k-th-neighbour-ball measures of the two feature sets.
+
+    Options:
+        k: The balls that make up a set's manifold reach each point's k-th nearest neighbour
+            in that set; at least 1.
+    """
 
     #: The two numbers' names, and the function of (real, fake, k) that gives them.
     names: ClassVar[tuple[str, str]]

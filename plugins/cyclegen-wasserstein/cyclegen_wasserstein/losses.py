@@ -37,6 +37,10 @@ class WGAN(Wasserstein):
 
     Clipping keeps the critic K-Lipschitz, which the Wasserstein estimate needs; it is crude
     (capacity loss, sensitivity to `clip`), which is what WGAN-GP fixes.
+
+    Options:
+        clip: After every critic update, each critic weight is clamped to [-clip, clip];
+            positive (the paper: 0.01).
     """
 
     def __init__(self, clip: float = 0.01) -> None:
@@ -55,6 +59,9 @@ class WGANGP(Wasserstein):
 
     The penalty `gp_weight * (|grad D(x_hat)| - 1)^2` on real/fake interpolates replaces
     weight clipping as the Lipschitz constraint (the `gradient-penalty` penalty component).
+
+    Options:
+        gp_weight: The weight of the gradient penalty in the critic's loss (the paper: 10).
     """
 
     def __init__(self, gp_weight: float = 10.0) -> None:

@@ -77,6 +77,11 @@ class GradientPenalty(Penalty):
     x_hat = eps * real + (1 - eps) * fake with one uniform eps per sample: the optimal
     Wasserstein critic has unit gradient norm on the segments between the two distributions,
     so the 1-Lipschitz constraint is enforced softly where it matters. Averaged over the batch.
+
+    Options:
+        weight: Multiplies the penalty in the critic's loss; at least 0 (the paper: 10).
+        target: The gradient norm the penalty pulls towards; at least 0 (1 for a 1-Lipschitz
+            critic).
     """
 
     def __init__(self, weight: float = 10.0, target: float = 1.0) -> None:
@@ -107,6 +112,9 @@ class R1(Penalty):
     Penalising the critic's gradient on the data makes GAN training locally convergent
     where unregularised training can oscillate around equilibrium; it needs no fakes, and no
     square root, so a zero gradient is harmless.
+
+    Options:
+        weight: The penalty is weight / 2 times the mean squared gradient norm; at least 0.
     """
 
     def __init__(self, weight: float = 10.0) -> None:
