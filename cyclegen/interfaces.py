@@ -7,7 +7,9 @@ plugin registry; a factory's keyword arguments are the options a recipe may set.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -37,17 +39,29 @@ class Domain(ABC):
     def batch(self, n: int, generator: torch.Generator, split: str = "train") -> Tensor:
         """Return `n` samples of shape `(n, *self.shape)` on the CPU."""
 
-    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
+    def show(self, samples: Tensor, path: Path, columns: int | None = None, *, title: str | None = None) -> Path:
         """Write a picture of `samples` to `path` (a PNG) and return the path written.
 
-        Domains that lay samples out in a grid use `columns` per row when given. A domain
-        that implements this sets `can_show = True`.
+        Domains that lay samples out in a grid use `columns` per row when given. `title` is a
+        short caption saying what the picture shows, so that pictures read on their own
+        (training passes, say, "G(z), fixed noise · step 1,200"); a domain draws it where it
+        fits, or may ignore it. No-break spaces (U+00A0) in it join words a wrapped caption
+        should keep on one line; Pillow's default font lacks the glyph, and
+        `cyclegen_plots.text.printable` turns them into spaces. A domain that implements this
+        sets `can_show = True`.
+
+        Overrides need not take `title`: callers pass it only to a method that accepts it
+        (`call_with_title`), so a plugin written before captions existed keeps working and its
+        pictures simply have none.
         """
         raise NotImplementedError(f"domain {self.name!r} cannot display samples")
 
-    def show_pairs(self, first: Tensor, second: Tensor, path: Path) -> Path:
-        """Write a picture of corresponding samples side by side (e.g. real, reconstruction)."""
-        return self.show(torch.stack([first, second], 1).flatten(0, 1), path, columns=10)
+    def show_pairs(self, first: Tensor, second: Tensor, path: Path, *, title: str | None = None) -> Path:
+        """Write a picture of corresponding samples side by side (e.g. real, reconstruction).
+
+        `title` is a caption as in `show`; by default the pairs are interleaved into `show`.
+        """
+        return call_with_title(self.show, torch.stack([first, second], 1).flatten(0, 1), path, columns=10, title=title)
 
     def read(self, paths: list[Path], limit: int | None = None) -> Tensor:
         """Load user files (at most `limit`) as a batch of this domain, preprocessed as in training."""
@@ -77,6 +91,30 @@ class Domain(ABC):
                 f"domain {self.name!r} expects samples of shape (N, {', '.join(map(str, self.shape))}),"
                 f" got {tuple(samples.shape)}"
             )
+
+
+def accepts_title(method: Callable[..., object]) -> bool:
+    """Whether a domain's `show` or `show_pairs` takes the `title` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # a callable Python cannot describe: call it the old way
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD or (p.name == "title" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in parameters
+    )
+
+
+def call_with_title(method: Callable[..., Path], *args: object, title: str | None, **kwargs: object) -> Path:
+    """Call a domain's `show` or `show_pairs`, passing `title` only where its signature accepts it.
+
+    Always passing it would break, mid-run, every plugin domain whose override predates the
+    keyword; asking the signature costs microseconds beside drawing a PNG, and is asked at each
+    call so that it stays right for a domain whose method is replaced.
+    """
+    if title is not None and accepts_title(method):
+        kwargs["title"] = title
+    return method(*args, **kwargs)
 
 
 class Mapper(nn.Module):

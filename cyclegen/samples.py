@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ from torch import Tensor
 
 from cyclegen.evaluate import map_in_chunks, samplers, translators
 from cyclegen.graph import Graph, Route
+from cyclegen.interfaces import call_with_title
 from cyclegen.runtime import eval_mode
 from cyclegen.streams import domain_generator
 
@@ -18,7 +20,8 @@ class SampleWriter:
 
     Fixed inputs are drawn once (the same at every step, so grids can be compared over
     time); fresh inputs come from a stream seeded by the step, so writing samples never
-    touches the training streams.
+    touches the training streams. Each picture is captioned with what it shows and the step,
+    for domains whose `show` takes a title (`Domain.show`).
     """
 
     def __init__(self, graph: Graph, seed: int, count: int, device: torch.device, directory: Path) -> None:
@@ -43,24 +46,33 @@ class SampleWriter:
         return self.graph.domains[domain].batch(self.count, generator, "test")
 
     def write(self, step: int) -> list[Path]:
+        """Write every picture of `step`, each captioned with what it shows."""
         written = []
         for name, inputs in self.fixed.items():
             source, target = self.graph.mapper_ends[name]
             fresh = self._draw(source, "fresh", seed=self.seed * 1_000_003 + step)
-            for label, batch in (("fixed", inputs), ("random", fresh)):
+            show = self.graph.domains[target].show
+            for label, noise, batch in (("fixed", "fixed", inputs), ("random", "fresh", fresh)):
                 outputs = map_in_chunks(self.graph.mappers[name], batch, self.device)
-                written.append(self.graph.domains[target].show(outputs, self._path(f"{name}-{label}", step)))
+                written.append(self._show(show, f"{name}-{label}", step, f"{name}({source}), {noise} noise", outputs))
         for name, inputs in self.translations.items():
+            source, target = self.graph.mapper_ends[name]
             outputs = map_in_chunks(self.graph.mappers[name], inputs, self.device)
-            target = self.graph.domains[self.graph.mapper_ends[name][1]]
-            written.append(target.show_pairs(inputs, outputs, self._path(f"{name}-translation", step)))
+            caption = f"{name} ({source} -> {target}): input | translation"
+            written.append(self._show(self.graph.domains[target].show_pairs, f"{name}-translation", step, caption,
+                                      inputs, outputs))
         for path, inputs in self.cycles.items():
             with torch.no_grad(), eval_mode(list(self.graph.mappers.values())):
                 outputs = self.graph.evaluate([path], {path.start: inputs.to(self.device)})[path].cpu()
             slug = "-".join((path.start, *path.mappers))
-            written.append(self.graph.domains[path.start].show_pairs(inputs, outputs, self._path(f"cycle-{slug}", step)))
+            written.append(self._show(self.graph.domains[path.start].show_pairs, f"cycle-{slug}", step,
+                                      f"{path}: input | reconstruction", inputs, outputs))
         return written
+
+    def _show(self, method: Callable[..., Path], stem: str, step: int, caption: str, *batches: Tensor) -> Path:
+        """One picture through a domain's `show` or `show_pairs`, captioned with `caption` and the step."""
+        at = f"·\u00a0step\u00a0{step:,}"  # no-break spaces: a domain that wraps the caption keeps these whole
+        return call_with_title(method, *batches, self._path(stem, step), title=f"{caption} {at}")
 
     def _path(self, stem: str, step: int) -> Path:
         return self.directory / f"{stem}-step{step:09d}.png"
-

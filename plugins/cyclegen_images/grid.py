@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 import torch
+from PIL import Image
 from torch import Tensor
+
+from cyclegen_plots.text import with_caption
 
 PADDING = 2
 
@@ -19,8 +21,8 @@ def to_uint8(images: Tensor) -> np.ndarray:
     return scaled.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def save_grid(images: Tensor, path: Path, columns: int | None = None) -> Path:
-    """Tile `images` row by row, `columns` wide (default: as square as possible)."""
+def save_grid(images: Tensor, path: Path, columns: int | None = None, *, title: str | None = None) -> Path:
+    """Tile `images` row by row, `columns` wide (default: as square as possible), below a strip holding `title`."""
     pixels = to_uint8(images)
     n, height, width, channels = pixels.shape
     columns = columns or max(1, math.ceil(math.sqrt(n)))
@@ -33,5 +35,5 @@ def save_grid(images: Tensor, path: Path, columns: int | None = None) -> Path:
         left = PADDING + (i % columns) * (width + PADDING)
         canvas[top : top + height, left : left + width] = pixels[i]
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas[..., 0] if channels == 1 else canvas).save(path)
+    with_caption(Image.fromarray(canvas[..., 0] if channels == 1 else canvas), title).save(path)
     return path

@@ -34,6 +34,12 @@ class LatentError(PairMetric):
 
 
 class PriorDomain(Domain):
+    """A distribution that flat latent codes of `dim` numbers are drawn from.
+
+    Options:
+        dim: Numbers per latent code (the latent size); at least 1.
+    """
+
     kind: ClassVar[DomainKind] = "prior"
     can_show: ClassVar[bool] = True
 
@@ -48,12 +54,16 @@ class PriorDomain(Domain):
     def pair_metrics(self) -> list[PairMetric]:
         return [LatentError()]
 
-    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
-        return latent_png(samples, path)
+    def show(self, samples: Tensor, path: Path, columns: int | None = None, *, title: str | None = None) -> Path:
+        return latent_png(samples, path, title=title)
 
 
 class Gaussian(PriorDomain):
-    """Standard normal N(0, I) in `dim` dimensions, times `std`."""
+    """Standard normal N(0, I) in `dim` dimensions, times `std`.
+
+    Options:
+        std: Standard deviation of every dimension.
+    """
 
     def __init__(self, name: str, dim: int = 32, std: float = 1.0) -> None:
         super().__init__(name, dim)
@@ -64,7 +74,12 @@ class Gaussian(PriorDomain):
 
 
 class Uniform(PriorDomain):
-    """Uniform on [low, high]^dim."""
+    """Uniform on [low, high]^dim.
+
+    Options:
+        low: Lower bound of every dimension.
+        high: Upper bound of every dimension; greater than `low`.
+    """
 
     def __init__(self, name: str, dim: int = 32, low: float = -1.0, high: float = 1.0) -> None:
         if not high > low:

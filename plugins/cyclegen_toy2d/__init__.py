@@ -13,8 +13,18 @@ from cyclegen import Domain, Metric, hookimpl
 from cyclegen_plots import scatter_png
 
 
+#: A sample is high quality within this many standard deviations of its nearest mode (`ModeMetrics`).
+HIGH_QUALITY = 3
+MODES_LABEL = f"true modes (radius {HIGH_QUALITY} std: the high-quality threshold)"
+
+
 class MixtureDomain(Domain):
-    """Equal-weight isotropic Gaussians at fixed `centres` with standard deviation `std`."""
+    """Equal-weight isotropic Gaussians at fixed `centres` with standard deviation `std`.
+
+    Options:
+        std: Standard deviation of every Gaussian; positive. A sample within 3 std of its
+            nearest centre counts as high quality in the mode metrics.
+    """
 
     can_show: ClassVar[bool] = True
 
@@ -29,16 +39,31 @@ class MixtureDomain(Domain):
         modes = torch.randint(len(self.centres), (n,), generator=generator)
         return self.centres[modes] + self.std * torch.randn(n, 2, generator=generator)
 
-    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
-        extent = float(self.centres.abs().max()) * 1.5 + 0.5
-        return scatter_png(samples, path, extent, self.centres, radius=3 * self.std)
+    def show(self, samples: Tensor, path: Path, columns: int | None = None, *, title: str | None = None) -> Path:
+        return scatter_png(samples, path, self.extent, self.centres, HIGH_QUALITY * self.std, title=title,
+                           centres_label=MODES_LABEL)
+
+    def show_pairs(self, first: Tensor, second: Tensor, path: Path, *, title: str | None = None) -> Path:
+        """`second` over the modes, each point joined to its `first` (the input it was mapped from)."""
+        return scatter_png(second, path, self.extent, self.centres, HIGH_QUALITY * self.std, title=title,
+                           label="outputs", centres_label=MODES_LABEL, sources=first)
+
+    @property
+    def extent(self) -> float:
+        """Half the width of the pictures: the outer modes with room around them."""
+        return float(self.centres.abs().max()) * 1.5 + 0.5
 
     def metrics(self) -> list[Metric]:
         return [ModeMetrics()]
 
 
 class Ring(MixtureDomain):
-    """`modes` Gaussians evenly spaced on a circle of `radius` (8, 2.0, std 0.02 in VEEGAN)."""
+    """`modes` Gaussians evenly spaced on a circle of `radius` (8, 2.0, std 0.02 in VEEGAN).
+
+    Options:
+        modes: Number of Gaussians (modes) on the circle.
+        radius: Radius of the circle the centres lie on.
+    """
 
     def __init__(self, name: str, modes: int = 8, radius: float = 2.0, std: float = 0.02) -> None:
         angles = torch.arange(modes, dtype=torch.float32) * (2 * math.pi / modes)
@@ -46,7 +71,12 @@ class Ring(MixtureDomain):
 
 
 class Grid(MixtureDomain):
-    """A `size` x `size` grid of Gaussians `spacing` apart, centred on 0 (5, 2.0, std 0.05 in PacGAN)."""
+    """A `size` x `size` grid of Gaussians `spacing` apart, centred on 0 (5, 2.0, std 0.05 in PacGAN).
+
+    Options:
+        size: Gaussians along each side of the grid (`size` squared modes in all).
+        spacing: Distance between neighbouring centres.
+    """
 
     def __init__(self, name: str, size: int = 5, spacing: float = 2.0, std: float = 0.05) -> None:
         axis = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) * spacing
@@ -70,7 +100,7 @@ class ModeMetrics(Metric):
         centres, k = domain.centres, len(domain.centres)
         distances = torch.cdist(samples.double(), centres.double())
         nearest_distance, nearest = distances.min(1)
-        good = nearest_distance <= 3 * domain.std
+        good = nearest_distance <= HIGH_QUALITY * domain.std
         counts = torch.bincount(nearest[good], minlength=k).double()
         n_good = float(counts.sum())
         share = counts / n_good if n_good else counts
