@@ -1,7 +1,9 @@
 """Using a trained model: sampling, encoding, reconstructing, translating and interpolating.
 
-Each function takes an experiment opened with `open_trained` and writes what it made, through
-the domains' own display for pictures; the command line only parses and reports.
+The tensor functions (`network`, `apply`, `draw`, `reconstruction`, `interpolation`) hold the
+logic, shared by the Python API (cyclegen.trained) and the commands; the file functions below
+them read the user's inputs, call them and write what they made, through the domains' own
+display for pictures. The command line only parses and reports.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from cyclegen.errors import CycleGenError
 from cyclegen.evaluate import map_in_chunks
@@ -25,29 +27,98 @@ from cyclegen.streams import domain_generator
 RAW_SUFFIXES = (".npy", ".safetensors")
 
 
-def pick_mapper(graph: Graph, given: str | None, role: str, source_kind: str, target_kind: str) -> str:
-    """The mapper named by `given`, or the only one from a `source_kind` to a `target_kind` domain."""
+def pick_mapper(
+    graph: Graph, given: str | None, role: str, source_kind: str, target_kind: str, option: str | None = None
+) -> str:
+    """The mapper named by `given`, or the only one from a `source_kind` to a `target_kind` domain.
+
+    `option` is how the user names the choice in the messages (default the flag `--<role>`).
+    """
+    option = option or f"--{role}"
     if given is not None:
         if given not in graph.mappers:
-            raise CycleGenError(f"--{role} {given!r}: the run has mappers {', '.join(graph.mappers)}")
+            raise CycleGenError(f"unknown {role} {given!r}: the run has mappers {', '.join(graph.mappers)}")
         return given
     candidates = [
         name
         for name, (source, target) in graph.mapper_ends.items()
         if graph.domains[source].kind == source_kind and graph.domains[target].kind == target_kind
     ]
-    if len(candidates) != 1:
-        found = ", ".join(candidates) if candidates else f"none maps {source_kind} -> {target_kind}"
-        raise CycleGenError(f"choose the {role} with --{role} (candidates: {found}; mappers: {', '.join(graph.mappers)})")
+    if not candidates:
+        ends = ", ".join(f"{name}: {source} -> {target}" for name, (source, target) in graph.mapper_ends.items())
+        raise CycleGenError(f"this run has no mapper from a {source_kind} to a {target_kind} domain (its mappers: {ends})")
+    if len(candidates) > 1:
+        raise CycleGenError(
+            f"choose the {role} with {option} (candidates: {', '.join(candidates)}; mappers: {', '.join(graph.mappers)})"
+        )
     return candidates[0]
 
 
-def encoder_of(graph: Graph, given: str | None) -> str:
-    return pick_mapper(graph, given, "encoder", "data", "prior")
+def encoder_of(graph: Graph, given: str | None, option: str | None = None) -> str:
+    return pick_mapper(graph, given, "encoder", "data", "prior", option)
 
 
-def decoder_of(graph: Graph, given: str | None) -> str:
-    return pick_mapper(graph, given, "decoder", "prior", "data")
+def decoder_of(graph: Graph, given: str | None, option: str | None = None) -> str:
+    return pick_mapper(graph, given, "decoder", "prior", "data", option)
+
+
+def generator_of(graph: Graph, given: str | None, option: str | None = None) -> str:
+    return pick_mapper(graph, given, "mapper", "prior", "data", option)
+
+
+def translator_of(graph: Graph, given: str | None, option: str | None = None) -> str:
+    return pick_mapper(graph, given, "mapper", "data", "data", option)
+
+
+# -- tensors in, tensors out ----------------------------------------------------------------
+
+
+def network(exp: Experiment, name: str) -> nn.Module:
+    """The weights inference runs mapper `name` with, and the one place they are chosen: the
+    trained weights today; an averaged (EMA) copy, once runs keep one, would be picked here."""
+    return exp.graph.mappers[name]
+
+
+def apply(exp: Experiment, name: str, inputs: Tensor) -> Tensor:
+    """`inputs` through mapper `name` in inference mode (eval, no gradients); CPU outputs."""
+    return map_in_chunks(network(exp, name), inputs, exp.device)
+
+
+def draw(exp: Experiment, n: int, name: str, seed: int = 0) -> Tensor:
+    """`n` outputs of the generating mapper `name`, from the prior stream of `seed`, so the same
+    seed draws the same samples in `cyclegen sample` and in Python."""
+    if n < 1:
+        raise CycleGenError(f"the number of samples must be at least 1, got {n}")
+    source = exp.graph.mapper_ends[name][0]
+    inputs = exp.graph.domains[source].batch(n, domain_generator(seed, source, "sample"), "test")
+    return apply(exp, name, inputs)
+
+
+def reconstruction(exp: Experiment, encoder: str, decoder: str, batch: Tensor) -> Tensor:
+    """`batch` encoded, then decoded."""
+    return apply(exp, decoder, apply(exp, encoder, batch))
+
+
+def interpolation(exp: Experiment, encoder: str, decoder: str, starts: Tensor, ends: Tensor, steps: int) -> Tensor:
+    """(len(starts), steps, ...): decoded points on the line from each start's code to the same
+    row's end's code, endpoints included."""
+    if steps < 2:
+        raise CycleGenError(f"steps must be at least 2 (the two endpoints), got {steps}")
+    codes = lerp(apply(exp, encoder, starts), apply(exp, encoder, ends), steps)
+    decoded = apply(exp, decoder, codes)
+    return decoded.view(len(starts), steps, *decoded.shape[1:])
+
+
+def lerp(a: Tensor, b: Tensor, steps: int) -> Tensor:
+    """`steps` points on the line from each row of `a` to the same row of `b`, endpoints included.
+
+    Returns (len(a) * steps, ...) ordered row by row.
+    """
+    t = torch.linspace(0.0, 1.0, steps).view(1, steps, *([1] * (a.dim() - 1)))
+    return ((1 - t) * a.unsqueeze(1) + t * b.unsqueeze(1)).flatten(0, 1)
+
+
+# -- files in, files out (the commands) ---------------------------------------------------------
 
 
 def read_inputs(exp: Experiment, mapper: str, inputs: list[Path], limit: int | None = None) -> Tensor:
@@ -73,14 +144,11 @@ def shown_by(domain: Domain) -> Domain:
 
 def sample(exp: Experiment, n: int, out: Path, mapper: str | None = None, seed: int = 0) -> str:
     """`n` samples of the generating mapper (returned) to `out`: a picture, .npy or .safetensors."""
-    graph = exp.graph
-    name = pick_mapper(graph, mapper, "mapper", "prior", "data")
-    source, target = graph.mapper_ends[name]
-    inputs = graph.domains[source].batch(n, domain_generator(seed, source, "sample"), "test")
-    outputs = map_in_chunks(graph.mappers[name], inputs, exp.device)
+    name = generator_of(exp.graph, mapper)
+    outputs = draw(exp, n, name, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix not in RAW_SUFFIXES:
-        shown_by(graph.domains[target]).show(outputs, out)
+        shown_by(exp.graph.domains[exp.graph.mapper_ends[name][1]]).show(outputs, out)
     elif out.suffix == ".npy":
         np.save(out, outputs.numpy())
     else:
@@ -91,7 +159,7 @@ def sample(exp: Experiment, n: int, out: Path, mapper: str | None = None, seed: 
 def encode(exp: Experiment, inputs: list[Path], out: Path, encoder: str | None = None) -> Tensor:
     """Latent codes of `inputs`, saved to `out` as safetensors (tensor "latents", inputs in metadata)."""
     name = encoder_of(exp.graph, encoder)
-    codes = map_in_chunks(exp.graph.mappers[name], read_inputs(exp, name, inputs), exp.device)
+    codes = apply(exp, name, read_inputs(exp, name, inputs))
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({"latents": codes.contiguous()}, str(out), metadata={"inputs": json.dumps([str(p) for p in inputs])})
     return codes
@@ -104,8 +172,7 @@ def reconstruct(
     graph = exp.graph
     enc, dec = encoder_of(graph, encoder), decoder_of(graph, decoder)
     batch = read_inputs(exp, enc, inputs)
-    codes = map_in_chunks(graph.mappers[enc], batch, exp.device)
-    outputs = map_in_chunks(graph.mappers[dec], codes, exp.device)
+    outputs = reconstruction(exp, enc, dec, batch)
     shown_by(graph.domains[graph.mapper_ends[enc][0]]).show_pairs(batch, outputs, out)
     return len(batch)
 
@@ -115,9 +182,9 @@ def translate(
 ) -> tuple[str, int]:
     """(input, translation) pairs in `out`, by the data -> data mapper; returns it and the count."""
     graph = exp.graph
-    name = pick_mapper(graph, mapper, "mapper", "data", "data")
+    name = translator_of(graph, mapper)
     batch = read_inputs(exp, name, inputs, limit)
-    outputs = map_in_chunks(graph.mappers[name], batch, exp.device)
+    outputs = apply(exp, name, batch)
     shown_by(graph.domains[graph.mapper_ends[name][1]]).show_pairs(batch, outputs, out)
     return name, len(batch)
 
@@ -146,7 +213,7 @@ def interpolate(
     if random:
         generator = domain_generator(seed, prior, "interpolate")
         starts, ends = (graph.domains[prior].batch(rows, generator, "test") for _ in range(2))
-        grid = map_in_chunks(graph.mappers[dec], lerp(starts, ends, steps), exp.device)
+        grid = apply(exp, dec, lerp(starts, ends, steps))
         columns = steps
     else:
         enc = encoder_of(graph, encoder)
@@ -160,20 +227,7 @@ def interpolate(
     return len(grid) // columns
 
 
-def lerp(a: Tensor, b: Tensor, steps: int) -> Tensor:
-    """`steps` points on the line from each row of `a` to the same row of `b`, endpoints included.
-
-    Returns (len(a) * steps, ...) ordered row by row.
-    """
-    t = torch.linspace(0.0, 1.0, steps).view(1, steps, *([1] * (a.dim() - 1)))
-    return ((1 - t) * a.unsqueeze(1) + t * b.unsqueeze(1)).flatten(0, 1)
-
-
 def interpolate_images(exp: Experiment, encoder: str, decoder: str, starts: Tensor, ends: Tensor, steps: int) -> Tensor:
-    """Rows of [start, decoded points between the two encodings, end]."""
-    mappers, device = exp.graph.mappers, exp.device
-    codes_a = map_in_chunks(mappers[encoder], starts, device)
-    codes_b = map_in_chunks(mappers[encoder], ends, device)
-    decoded = map_in_chunks(mappers[decoder], lerp(codes_a, codes_b, steps), device)
-    decoded = decoded.view(len(starts), steps, *decoded.shape[1:])
+    """Rows of [start, decoded points between the two encodings, end], flattened for a grid."""
+    decoded = interpolation(exp, encoder, decoder, starts, ends, steps)
     return torch.cat([starts.unsqueeze(1), decoded, ends.unsqueeze(1)], 1).flatten(0, 1)
