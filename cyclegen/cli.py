@@ -1,4 +1,8 @@
-"""The `cyclegen` command line."""
+"""The `cyclegen` command line.
+
+Commands import the engine (and so torch) only when they run, so that `--help`, `--version`
+and the first line of `run` answer at once, even on a busy machine.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,42 @@ import functools
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
 
-from cyclegen import inference
+from cyclegen import __version__
 from cyclegen.errors import CycleGenError, Interrupted, out_of_memory_message
-from cyclegen.evaluate import evaluate_experiment, metrics_json
-from cyclegen.experiment import Experiment, open_recipe, open_trained
-from cyclegen.plugins import load_plugins
-from cyclegen.run import train_recipe
-from cyclegen.summary import describe, metrics_table, plugins_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__)
+if TYPE_CHECKING:
+    from cyclegen.experiment import Experiment
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train cycle-consistent generative models from recipes, and use the trained runs.",
+)
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"cyclegen {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Train cycle-consistent generative models from recipes, and use the trained runs."""
 
 
 def friendly(command: F) -> F:
@@ -68,6 +90,8 @@ TrustOption = Annotated[
 
 def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool) -> Experiment:
     """The trained run a command works on, saying (on stderr) which checkpoint it uses."""
+    from cyclegen.experiment import open_trained
+
     exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins)
     assert exp.checkpoint is not None
     path, step = exp.checkpoint
@@ -78,23 +102,36 @@ def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool) -> Expe
 @app.command()
 @friendly
 def run(
-    recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")],
+    target: Annotated[
+        Path, typer.Argument(metavar="RECIPE_OR_RUN_DIR", help="A recipe TOML file, or a run directory to resume.")
+    ],
     out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<recipe name>).")] = None,
     set_: SetOption = None,
-    resume: Annotated[bool, typer.Option(help="Require a checkpoint in the run directory to resume from.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Require a checkpoint in the run directory to resume from.")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over: move a used run directory aside (to NAME.replaced-TIME) first.")
+    ] = False,
+    trust_plugins: TrustOption = False,
 ) -> None:
-    """Train a recipe. Re-running into an existing run directory resumes it exactly.
+    """Train a recipe, or resume a run: cyclegen run runs/NAME continues from its own recipe.
 
-    Under torchrun (`torchrun --nproc-per-node N -m cyclegen run RECIPE`) every process trains
+    Re-running a recipe into its used run directory resumes it too; --fresh starts over.
+    Under torchrun (torchrun --nproc-per-node N -m cyclegen run RECIPE) every process trains
     its share of each global batch and rank 0 writes the run directory.
     """
-    result = train_recipe(recipe, set_ or [], out, resume, console)
+    console.print(f"cyclegen {__version__}: opening {target}", highlight=False)
+    from cyclegen.run import train_recipe  # imports torch: after the first line, which should come at once
+    from cyclegen.summary import metrics_table
+
+    result = train_recipe(target, set_ or [], out, resume, console, fresh=fresh, trust_plugins=trust_plugins)
     if not result.is_main:
         raise typer.Exit(result.exit_code)
     if result.stopped_by is not None:
         console.print(
             f"stopped by {signal.Signals(result.stopped_by).name} at step {result.step}; checkpoint saved in "
-            f"{result.run_dir / 'checkpoints'}. Resume with: cyclegen run {recipe} --out {result.run_dir}",
+            f"{result.run_dir / 'checkpoints'}. Resume with: {result.resume_command}",
             highlight=False,
         )
         raise typer.Exit(result.exit_code)
@@ -103,6 +140,8 @@ def run(
     for path in result.samples:
         console.print(f"  samples: {path}", highlight=False)
     console.print(f"  metrics: {run_dir / 'metrics.jsonl'} (training), {run_dir / 'eval.json'} (evaluation)", highlight=False)
+    console.print(f"  report:  cyclegen report {run_dir}; train longer: {result.resume_command} --set train.steps=N",
+                  highlight=False)
     console.print(metrics_table(result.metrics))
 
 
@@ -110,6 +149,9 @@ def run(
 @friendly
 def validate(recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")], set_: SetOption = None) -> None:
     """Check a recipe without training; print its graph and parameter counts."""
+    from cyclegen.experiment import open_recipe
+    from cyclegen.summary import describe
+
     for part in describe(open_recipe(recipe, set_ or [])):
         console.print(part)
     console.print(f"[green]recipe {recipe} is valid[/green]")
@@ -119,6 +161,9 @@ def validate(recipe: Annotated[Path, typer.Argument(help="Recipe TOML file.")], 
 @friendly
 def plugins() -> None:
     """List installed plugins, their versions and what each provides."""
+    from cyclegen.plugins import load_plugins
+    from cyclegen.summary import plugins_table
+
     console.print(plugins_table(load_plugins()))
 
 
@@ -134,6 +179,8 @@ def sample(
     trust_plugins: TrustOption = False,
 ) -> None:
     """Draw samples from a trained run."""
+    from cyclegen import inference
+
     exp = trained(run_dir, checkpoint, trust_plugins)
     name = inference.sample(exp, n, out, mapper, seed)
     source, target = exp.graph.mapper_ends[name]
@@ -154,6 +201,9 @@ def eval_(
     trust_plugins: TrustOption = False,
 ) -> None:
     """Run the metrics that the recipe's domains offer (and its eval.metrics) on a trained run."""
+    from cyclegen.evaluate import evaluate_experiment, metrics_json
+    from cyclegen.summary import metrics_table
+
     metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins), samples, metric or [])
     if as_json:
         print(metrics_json(metrics))
@@ -177,6 +227,8 @@ def encode(
     trust_plugins: TrustOption = False,
 ) -> None:
     """Encode inputs to latent codes, saved as a safetensors file (tensor "latents")."""
+    from cyclegen import inference
+
     codes = inference.encode(trained(run_dir, checkpoint, trust_plugins), inputs, out, encoder)
     console.print(f"wrote {len(codes)} latent codes of shape {tuple(codes.shape[1:])} to {out}", highlight=False)
 
@@ -193,6 +245,8 @@ def reconstruct(
     trust_plugins: TrustOption = False,
 ) -> None:
     """Encode and decode inputs; write (input, reconstruction) pairs side by side."""
+    from cyclegen import inference
+
     exp = trained(run_dir, checkpoint, trust_plugins)
     count = inference.reconstruct(exp, inputs, out, encoder, decoder)
     console.print(f"wrote {count} reconstructions to {out}", highlight=False)
@@ -210,6 +264,8 @@ def translate(
     trust_plugins: TrustOption = False,
 ) -> None:
     """Translate inputs from one data domain to another (CycleGAN); write (input, output) pairs."""
+    from cyclegen import inference
+
     exp = trained(run_dir, checkpoint, trust_plugins)
     name, count = inference.translate(exp, inputs, out, mapper, limit)
     source, target = exp.graph.mapper_ends[name]
@@ -233,12 +289,30 @@ def interpolate(
 ) -> None:
     """Decode points on the line between two latent codes (the paper's Figure 1).
 
-    With images, each row is [image i, decoded points between E(image i) and E(image i+1),
-    image i+1]; with --random, rows between pairs of random prior samples.
+    With images, each row holds image i, the points decoded between E(image i) and
+    E(image i+1), then image i+1; with --random, rows between pairs of random prior samples.
     """
+    from cyclegen import inference
+
     exp = trained(run_dir, checkpoint, trust_plugins)
     count = inference.interpolate(exp, inputs or [], out, steps, rows, random, seed, encoder, decoder)
     console.print(f"wrote {count} interpolation row(s) to {out}", highlight=False)
+
+
+@app.command()
+@friendly
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Optional[Path], typer.Option(help="Output HTML file (default RUN_DIR/report.html).")] = None,
+) -> None:
+    """Write one self-contained HTML page of a run: curves, samples, metrics, warnings, recipe.
+
+    It only reads files (no plugin, no checkpoint): safe on a run still training or from someone else.
+    """
+    from cyclegen.report import write_report
+
+    path = write_report(run_dir, out if out is not None else run_dir / "report.html")
+    console.print(f"wrote report to {path}", highlight=False)
 
 
 def main() -> None:

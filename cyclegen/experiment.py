@@ -16,13 +16,10 @@ from cyclegen.graph import WEIGHTS_KEY, Graph, build_graph
 from cyclegen.interfaces import Metric
 from cyclegen.plugins import Plugins, load_plugins, local_plugins
 from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
+from cyclegen.rundir import CHECKPOINTS, RUN_RECIPE
 from cyclegen.runtime import AUTOCAST_DTYPES
 from cyclegen.state import Parts
 from cyclegen.toml_writer import dumps
-
-RUN_RECIPE = "recipe.toml"
-#: The folder of a run directory that holds its checkpoints.
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass
@@ -64,22 +61,27 @@ class Experiment:
         return metrics
 
 
-def open_recipe(path: Path, overrides: list[str] = ()) -> Experiment:
+def open_recipe(path: Path, overrides: list[str] = (), *, untrusted_run: Path | None = None) -> Experiment:
     """Load plugins (including the recipe's local ones), validate and build the recipe, and
     check that the device can train it as `[train]` asks.
 
-    The user named this recipe, so its local plugins run without --trust-plugins.
+    The user named this recipe, so its local plugins run without --trust-plugins, unless it is
+    the recipe of the run directory `untrusted_run` (which may come from anyone: see `open_run`).
     """
     path = Path(path)
     raw = _with_absolute_plugins(read_recipe(path, overrides), path)
-    experiment = _build(*parse_recipe(raw, str(path)))
+    recipe, data = parse_recipe(raw, str(path))
+    if untrusted_run is not None:
+        _refuse_local_plugins(recipe.plugins, untrusted_run)
+    experiment = _build(recipe, data)
     check_training(experiment.recipe.train, experiment.device)
     experiment.eval_metrics()  # their options (and any weights they need) are checked now, not after training
     return experiment
 
 
-def open_run(run_dir: Path, *, trust_plugins: bool = False) -> Experiment:
-    """Rebuild the experiment a run directory was trained from.
+def open_run(run_dir: Path, *, trust_plugins: bool = False, device: torch.device | None = None) -> Experiment:
+    """Rebuild the experiment a run directory was trained from, on `device` (default: the
+    recipe's `train.device`, which a run trained on a GPU may name where there is none).
 
     A run directory may come from anyone, so the local plugins its recipe names (code that
     would run) are refused unless `trust_plugins`.
@@ -91,14 +93,16 @@ def open_run(run_dir: Path, *, trust_plugins: bool = False) -> Experiment:
     recipe, data = parse_recipe(raw, str(recipe_path))
     if not trust_plugins:
         _refuse_local_plugins(recipe.plugins, Path(run_dir))
-    return _build(recipe, data)
+    return _build(recipe, data, device)
 
 
-def open_trained(run_dir: Path, checkpoint: Path | None = None, *, trust_plugins: bool = False) -> Experiment:
+def open_trained(
+    run_dir: Path, checkpoint: Path | None = None, *, trust_plugins: bool = False, device: torch.device | None = None
+) -> Experiment:
     """The experiment of a run directory with the weights of `checkpoint` (default: the run's
-    latest readable one), on its device: what every command on a trained model starts from.
-    `trust_plugins` allows the local plugins the run's recipe names (see `open_run`)."""
-    exp = open_run(run_dir, trust_plugins=trust_plugins)
+    latest readable one), on `device` (see `open_run`): what every command on a trained model
+    starts from. `trust_plugins` allows the local plugins the run's recipe names."""
+    exp = open_run(run_dir, trust_plugins=trust_plugins, device=device)
     found = latest_checkpoint(Path(run_dir) / CHECKPOINTS, checkpoint)
     if found is None:
         raise CycleGenError(f"{run_dir} has no readable checkpoint yet; train it with cyclegen run")
@@ -128,12 +132,12 @@ def _refuse_local_plugins(specs: list[str], run_dir: Path) -> None:
         )
 
 
-def _build(recipe: Recipe, data: dict[str, Any]) -> Experiment:
+def _build(recipe: Recipe, data: dict[str, Any], device: torch.device | None = None) -> Experiment:
     plugins = load_plugins(recipe.plugins)
     graph = build_graph(recipe, plugins.registry)
     for i, (name, _) in enumerate(recipe.eval.named_metrics()):  # resolve now, not after hours of training
         plugins.registry.get("metric", name, f"eval.metrics[{i}]")
-    return Experiment(recipe, data, plugins, graph, pick_device(recipe.train.device))
+    return Experiment(recipe, data, plugins, graph, device or pick_device(recipe.train.device))
 
 
 def check_training(train: TrainSpec, device: torch.device) -> None:

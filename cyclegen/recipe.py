@@ -162,21 +162,46 @@ class ClipSpec(Strict):
 class LRScheduleSpec(Strict):
     """Learning rate over training, as a factor of `lr` that depends only on the step.
 
-    `linear-decay` keeps `lr` until step `decay_start`, then decays it linearly to zero at
-    step `decay_end` (default: `train.steps`), as CycleGAN trains.
+    `linear-decay` keeps `lr` until `decay_start`, then decays it linearly to zero at
+    `decay_end` (default: the end of the run), as CycleGAN trains. Each position is a step
+    (an integer, `1_500`) or a fraction of `train.steps` (a float, `0.5`): a fraction stays
+    valid when a run is shortened with `--set train.steps=N`.
     """
 
     type: Literal["constant", "linear-decay"] = Field(default="constant", description="The shape of the schedule.")
-    decay_start: int = Field(default=0, ge=0, description="The step at which linear decay begins.")
-    decay_end: int | None = Field(
-        default=None, ge=1, description="The step at which the rate reaches zero; unset: `train.steps`."
+    decay_start: int | float = Field(
+        default=0, ge=0, description="Where linear decay begins: a step, or a fraction of `train.steps` (`0.5`)."
+    )
+    decay_end: int | float | None = Field(
+        default=None,
+        gt=0,
+        description="Where the rate reaches zero: a step, or a fraction of `train.steps`; unset: `train.steps`.",
     )
 
+    @field_validator("decay_start", "decay_end")
+    @classmethod
+    def _fraction_of_the_run(cls, value: int | float | None) -> int | float | None:
+        if isinstance(value, float) and value > 1:
+            raise ValueError(
+                f"{value} is a float, so a fraction of train.steps, and must be at most 1; "
+                f"write a step as an integer ({int(value)})"
+            )
+        return value
+
+    def steps(self, total_steps: int) -> tuple[int, int]:
+        """`decay_start` and `decay_end` as steps of a run of `total_steps`."""
+        return _position(self.decay_start, total_steps), _position(self.decay_end or total_steps, total_steps)
+
     def factor(self, step: int, total_steps: int) -> float:
-        if self.type == "constant" or step < self.decay_start:
+        start, end = self.steps(total_steps)
+        if self.type == "constant" or step < start:
             return 1.0
-        end = self.decay_end or total_steps
-        return max(0.0, 1.0 - (step - self.decay_start) / max(1, end - self.decay_start))
+        return max(0.0, 1.0 - (step - start) / max(1, end - start))
+
+
+def _position(value: int | float, total_steps: int) -> int:
+    """A schedule position as a step: an integer is one, a float a fraction of the run."""
+    return round(value * total_steps) if isinstance(value, float) else value
 
 
 class OptimSpec(Strict):
@@ -264,7 +289,18 @@ class TrainSpec(Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         default="auto", description="Where the networks run; `auto` takes CUDA, then MPS, then the CPU."
     )
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for PyTorch; unset: PyTorch's default.")
+    threads: int | Literal["auto"] = Field(
+        default="auto",
+        ge=1,
+        description="CPU threads for PyTorch. `auto`: one where a step's forward passes take under "
+        "0.2 GFLOP (small networks, which extra threads slow down, most on a busy machine: "
+        "docs/benchmarks.md), else PyTorch's default of one per core.",
+    )
+    expects_gpu: bool = Field(
+        default=False,
+        description="The recipe is sized for a GPU: on a CPU the run warns at start-up, and again "
+        "with the estimated duration once its first steps are timed.",
+    )
     log_every: int = Field(
         default=100, ge=1, description="Steps between lines of `metrics.jsonl` (mean losses, checked for NaN and inf)."
     )
@@ -300,6 +336,12 @@ class TrainSpec(Strict):
         "first steps are slow); checkpoints are the same either way. Gradient penalties (`wgan-gp`, "
         "`r1`) need a double backward, which compiled code lacks, so they run the critic eagerly; "
         "samples and evaluation run eagerly too.",
+    )
+    tensorboard: bool = Field(
+        default=False,
+        description="Also write TensorBoard event files into `<run dir>/tensorboard/` (losses, learning "
+        "rates, critic spreads, steps/s, sample pictures, the final evaluation) for `tensorboard --logdir "
+        'runs`; `metrics.jsonl` is written either way. Needs `pip install "cyclegen[tensorboard]"`.',
     )
 
 
@@ -367,11 +409,12 @@ class Recipe(Strict):
     def _check_lr_schedules(self) -> "Recipe":
         for name, spec in self.optim.items():
             schedule = spec.lr_schedule
-            end = schedule.decay_end or self.train.steps
-            if schedule.type == "linear-decay" and schedule.decay_start >= end:
+            start, end = schedule.steps(self.train.steps)
+            if schedule.type == "linear-decay" and start >= end:
                 raise ValueError(
-                    f"optim.{name}.lr_schedule: decay_start ({schedule.decay_start}) must come before "
-                    f"decay_end ({end}); lower decay_start or raise decay_end / train.steps"
+                    f"optim.{name}.lr_schedule: decay_start (step {start}) must come before decay_end "
+                    f"(step {end}); lower decay_start or raise decay_end / train.steps, or give both as "
+                    "fractions of the run (decay_start = 0.5)"
                 )
         return self
 

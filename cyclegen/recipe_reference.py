@@ -38,7 +38,8 @@ A recipe is one TOML file. `cyclegen validate` checks it without training, and
 indexes an array of tables). A key that is not listed here is an error, reported with the
 closest valid key, except in the tables of components (domains, mappers, critics, the
 adversarial loss and its penalty): there every other key is an option of the component the
-table names, checked against the signature of the plugin's factory. `cyclegen plugins` lists
+table names, checked against the signature of the plugin's factory. `docs/components.md`
+describes the options of every component that ships with cyclegen, and `cyclegen plugins` lists
 each installed component and its options. `{PLACEHOLDER}` stands for a name the recipe
 chooses; domains, mappers and critics share one namespace.
 """

@@ -24,20 +24,53 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from cyclegen import __version__, distributed
+from cyclegen import __version__, distributed, progress
 from cyclegen.allocator import keep_freed_memory
-from cyclegen.checkpoint import Checkpoint, latest_checkpoint, point_latest, prune, save_checkpoint, state_bytes
+from cyclegen.checkpoint import (
+    Checkpoint,
+    latest_checkpoint,
+    point_latest,
+    prune,
+    save_checkpoint,
+    state_bytes,
+)
 from cyclegen.critic_watch import CriticWatch
-from cyclegen.distributed import SINGLE, Ranks, any_rank, barrier, max_over_ranks, mean_over_ranks
-from cyclegen.errors import CheckpointError, CycleGenError, Interrupted, NonFiniteLossError
+from cyclegen.distributed import (
+    SINGLE,
+    Ranks,
+    any_rank,
+    barrier,
+    max_over_ranks,
+    mean_over_ranks,
+)
+from cyclegen.errors import (
+    CheckpointError,
+    CycleGenError,
+    Interrupted,
+    NonFiniteLossError,
+)
 from cyclegen.evaluate import evaluate_experiment, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
 from cyclegen.files import append_line, atomic_write, reported_write_failures
 from cyclegen.graph import Graph
-from cyclegen.progress import Reporter
+from cyclegen.plugins import local_plugins
+from cyclegen.progress import Reporter, duration
 from cyclegen.recipe import load_recipe
-from cyclegen.rundir import IDENTITY, LOG, RunLock, new_identity, read_identity, truncate_log, write_identity
+from cyclegen.rundir import (
+    IDENTITY,
+    LOG,
+    RunLock,
+    new_identity,
+    read_identity,
+    set_aside,
+    training_target,
+    truncate_log,
+    write_identity,
+)
 from cyclegen.samples import SampleWriter
+from cyclegen.summary import start_up_lines
+from cyclegen.tensorboard import TensorBoardLog, check_available
+from cyclegen.threads import apply_threads
 from cyclegen.trainer import Trainer
 
 #: Recipe sections that define what is trained; a run directory cannot switch them.
@@ -62,6 +95,9 @@ class RunResult:
     graph: Graph
     samples: list[Path] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: The command that continues this run: `cyclegen run RUN_DIR`, with --trust-plugins where
+    #: its recipe names local plugin files.
+    resume_command: str = ""
 
     @property
     def interrupted(self) -> bool:
@@ -79,22 +115,54 @@ def train_recipe(
     out: Path | None = None,
     resume: bool = False,
     console: Console | None = None,
+    *,
+    fresh: bool = False,
+    trust_plugins: bool = False,
 ) -> RunResult:
     """Train `recipe` (with `--set` style `overrides`) into `out`, default runs/<name>.
 
+    `recipe` may also be a run directory: its own recipe.toml (which records every override it
+    was trained with) is trained on into that directory, so `cyclegen run RUN_DIR` resumes.
+    Re-running a recipe into a used directory resumes it as well; `resume` requires a checkpoint
+    to resume from, and `fresh` moves the directory's previous run aside and starts anew.
+
     Under torchrun (the environment says so) every process trains its share of each global
-    batch on its own device, and rank 0 writes the run directory. `resume` requires a
-    checkpoint to resume from; without it an existing run directory is resumed anyway.
+    batch on its own device, and rank 0 writes the run directory.
     """
     ranks = distributed.from_environment()
-    exp = open_recipe(recipe, list(overrides))
+    console = (console or Console()) if ranks.is_main else Console(quiet=True)
+    if fresh and resume:
+        raise CycleGenError("--fresh starts over and --resume continues: choose one")
+    recipe_path, run_dir = training_target(Path(recipe), out)
+    with progress.printing_to(console):
+        exp = open_recipe(recipe_path, list(overrides), untrusted_run=None if trust_plugins else run_dir)
     exp.device = distributed.local_device(exp.device, ranks)
-    run_dir = out or Path("runs") / exp.recipe.name
+    run_dir = run_dir or out or Path("runs") / exp.recipe.name
+    if exp.recipe.train.tensorboard:
+        check_available()  # on every rank, before any work: a missing package stops them all
+    for line in [apply_threads(exp.recipe.train, exp.graph, exp.device), *start_up_lines(exp)]:
+        console.print(line, highlight=False, soft_wrap=True)
+    if fresh:
+        if ranks.world_size > 1:
+            raise CycleGenError(
+                "--fresh is not available under torchrun (every rank reads the directory); move "
+                f"{run_dir} aside first, or train into another --out"
+            )
+        if (aside := set_aside(run_dir)) is not None:
+            console.print(f"--fresh: moved the previous run to {aside} (delete it when you no longer need it)",
+                          highlight=False)
     with distributed.process_group(ranks, exp.device):
         run = Run(exp, run_dir, console, ranks)
         with run.locked():
             run.prepare(require_checkpoint=resume)
-            return run.train()
+            result = run.train()
+    untrusted = local_plugins(exp.recipe.plugins, [Path.cwd(), run_dir])
+    result.resume_command = f"cyclegen run {run_dir}" + (" --trust-plugins" if untrusted else "")
+    return result
+
+
+def _every(steps: int) -> str:
+    return f"every {steps:,} steps" if steps else "at the end"
 
 
 class Run:
@@ -123,6 +191,10 @@ class Run:
         #: Training has ended and its last checkpoint is written: a signal now loses nothing.
         self.saved_all = False
         self.identity: str | None = None
+        #: TensorBoard's copy of the logs (rank 0, with train.tensorboard), open while training.
+        self.board: TensorBoardLog | None = None
+        #: The step of the last sample pictures drawn, and their files.
+        self.samples_at: tuple[int, list[Path]] | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -171,6 +243,14 @@ class Run:
                     f"step {checkpoint.step} has already reached train.steps = {self.recipe.train.steps}; "
                     "nothing to train (raise train.steps to train longer)"
                 )
+        else:
+            self.console.print(f"new run in {self.dir}", highlight=False)
+        train = self.recipe.train
+        self.console.print(
+            f"logging to {self.dir / LOG} every {train.log_every:,} steps; samples {_every(train.sample_every)}, "
+            f"checkpoints {_every(train.checkpoint_every)}",
+            highlight=False,
+        )
         barrier()  # every rank has read the directory before rank 0 changes it
         if self.ranks.is_main:
             with reported_write_failures("the run directory", "Nothing was trained or lost."):
@@ -215,7 +295,8 @@ class Run:
         if differ:
             raise CycleGenError(
                 f"{self.dir} holds a run of a different recipe (it differs in: {', '.join(differ)}). "
-                "Resuming would mix two experiments: pass --out with a new directory."
+                "Resuming would mix two experiments: pass --fresh to move the old run aside and start "
+                "over, or --out with a new directory."
             )
 
     # -- the loop -------------------------------------------------------------------------
@@ -229,10 +310,18 @@ class Run:
             return self._train()
 
     def _train(self) -> RunResult:
+        if self.recipe.train.tensorboard and self.ranks.is_main:
+            self.board = TensorBoardLog.for_run(self.dir, self.saved_step)
+        try:
+            return self._train_steps()
+        finally:  # also when a signal, a non-finite loss or a write failure ends the run
+            if self.board is not None:
+                self.board.close()
+                self.board = None
+
+    def _train_steps(self) -> RunResult:
         train = self.recipe.train
         trainer = self.trainer
-        if train.threads:
-            torch.set_num_threads(train.threads)
         if self.exp.device.type == "cpu":
             keep_freed_memory()
         sampler = SampleWriter(
@@ -240,7 +329,7 @@ class Run:
         ) if self.ranks.is_main else None
         if trainer.step_count == 0 and train.sample_every:
             self.write_samples(sampler, 0)
-        reporter = Reporter(train.steps, trainer.step_count, self.console)
+        reporter = Reporter(train.steps, trainer.step_count, self.console, self._warn_if_slow)
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
         with self._graceful_stop():
@@ -270,6 +359,15 @@ class Run:
             ended.metrics = self.evaluate()
         return ended
 
+    def _warn_if_slow(self, remaining_s: float) -> None:
+        """A GPU recipe on a CPU: say how long it would take, with the estimate just made."""
+        if self.recipe.train.expects_gpu and self.exp.device.type == "cpu":
+            self.console.print(
+                f"warning: on this CPU the run would take about {duration(remaining_s)} more; a GPU "
+                "(train.device = \"cuda\") or a smaller preset of this recipe trains far sooner",
+                highlight=False,
+            )
+
     def stopping(self) -> bool:
         """A stop signal seen by any rank stops all of them at the same step (one tiny
         all-reduce a step under torchrun, none otherwise)."""
@@ -279,11 +377,20 @@ class Run:
         return self.stop_signal is not None
 
     def write_samples(self, sampler: SampleWriter | None, step: int) -> list[Path]:
-        """Sample pictures (rank 0), from eager networks: compiling for a rare call costs more than it saves."""
+        """Sample pictures (rank 0), from eager networks: compiling for a rare call costs more than it saves.
+
+        The final pictures are the loop's when it just drew that step's: the same networks and noise.
+        """
         if sampler is None:
             return []
+        if self.samples_at is not None and self.samples_at[0] == step:
+            return self.samples_at[1]
         with self.trainer.runtime.eager():
-            return sampler.write(step)
+            written = sampler.write(step)
+        if self.board is not None:
+            self.board.images(step, written)
+        self.samples_at = (step, written)
+        return written
 
     # -- logging and non-finite detection -------------------------------------------------
 
@@ -325,6 +432,8 @@ class Run:
         for message in warnings:
             self.console.print(f"warning: {message}", highlight=False)
         append_line(self.dir / LOG, json.dumps(record))
+        if self.board is not None:
+            self.board.record(record)
         return losses
 
     def check_weights(self, step: int) -> None:
@@ -374,6 +483,8 @@ class Run:
         with self.trainer.runtime.eager():
             metrics = evaluate_experiment(self.exp)
         atomic_write(self.dir / "eval.json", (metrics_json(metrics) + "\n").encode())
+        if self.board is not None:
+            self.board.eval(self.trainer.step_count, metrics)
         return metrics
 
     @contextmanager

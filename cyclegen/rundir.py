@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from cyclegen.errors import CycleGenError, RunInUseError
-from cyclegen.files import atomic_write
+from cyclegen.files import atomic_write, reported_write_failures
+
+#: The run's resolved recipe and its checkpoints folder, inside a run directory.
+RUN_RECIPE = "recipe.toml"
+CHECKPOINTS = "checkpoints"
 
 try:
     import fcntl
@@ -111,3 +115,40 @@ def _logged_step(line: str) -> int | None:
     except (ValueError, AttributeError, RecursionError):
         return None
     return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def training_target(target: Path, out: Path | None) -> tuple[Path, Path | None]:
+    """The recipe file `cyclegen run TARGET` trains and, for a run directory given instead,
+    that directory (which then trains on in place)."""
+    if not target.is_dir():
+        return target, None
+    if not (target / RUN_RECIPE).is_file():
+        raise CycleGenError(
+            f"{target} is a folder but not a run directory (it has no {RUN_RECIPE}); give a recipe "
+            "file, or the run directory a run wrote"
+        )
+    if out is not None and Path(out).resolve() != target.resolve():
+        raise CycleGenError(
+            f"--out {out}: a run directory trains on in place; to train its recipe into another "
+            f"directory, run cyclegen run {target / RUN_RECIPE} --out {out}"
+        )
+    return target / RUN_RECIPE, target
+
+
+def set_aside(run_dir: Path) -> Path | None:
+    """--fresh: move a used run directory to `<name>.replaced-<time>` beside it (never delete
+    it) and return where; None when there is no run to move.
+
+    The directory's lock is taken first, so a run still training there is not moved away.
+    """
+    if not any((run_dir / name).exists() for name in (RUN_RECIPE, CHECKPOINTS, LOG, IDENTITY)):
+        return None
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    lock = RunLock(run_dir)
+    with reported_write_failures(f"moving {run_dir} aside", "Nothing was moved or lost."):
+        lock.acquire()
+        try:
+            run_dir.rename(aside)
+        finally:
+            lock.release()
+    return aside

@@ -43,9 +43,26 @@ def describe(exp: Experiment) -> list[RenderableType]:
     for name, spec in recipe.optim.items():
         schedule = spec.lr_schedule
         if schedule.type != "constant":
-            end = schedule.decay_end or train.steps
-            lines.append(f"optim.{name}: lr {spec.lr:g} until step {schedule.decay_start}, then linear decay to 0 at step {end}")
+            start, end = schedule.steps(train.steps)
+            lines.append(f"optim.{name}: lr {spec.lr:g} until step {start:,}, then linear decay to 0 at step {end:,}")
     return [table, terms, *(Text(line) for line in lines)]
+
+
+def start_up_lines(exp: Experiment) -> list[str]:
+    """What a run says before its first step: networks, length, and a GPU recipe on a CPU."""
+    graph, train = exp.graph, exp.recipe.train
+    sizes = ", ".join(f"{name} {parameters(net):,}" for name, net in graph.networks.items())
+    lines = [
+        f"networks (parameters): {sizes}",
+        f"length: {length_summary(graph, exp.recipe)}; a step is {graph.critic_steps} critic round(s), "
+        f"then {exp.recipe.schedule.mapper_steps} mapper update(s)",
+    ]
+    if train.expects_gpu and exp.device.type == "cpu":
+        lines.append(
+            "warning: this recipe is sized for a GPU (train.expects_gpu) and trains on the CPU; its "
+            "duration is estimated once the first steps are timed"
+        )
+    return lines
 
 
 def parameters(module: nn.Module) -> int:
@@ -62,7 +79,10 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> Table:
 
 def plugins_table(loaded: Plugins) -> Table:
     """Each plugin with its version and every component it registers, with the component's options."""
+    names = [(kind, name) for kind, components in loaded.registry.components.items() for name in components]
     table = Table("plugin", "version", "kind", "name", "options")
+    for column, width in zip(table.columns[2:4], (max(len(k) for k, _ in names), max(len(n) for _, n in names))):
+        column.min_width = width  # an 80-column terminal wraps the options, never a name
     for info in loaded.infos:
         first = True
         for kind, components in loaded.registry.components.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,14 @@ import pytest
 from cyclegen.toml_writer import dumps
 
 SMALL_NET = {"type": "mlp", "hidden": 16, "depth": 1}
+
+#: Real faces for the few tests that need them: a zip or folder of face pictures (64x64 or
+#: larger), by default the project's shared copy beside the repository (README, Development).
+SHARED_ZIP = Path(
+    os.environ.get("CYCLEGEN_TEST_FACES") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
+)
+#: Why a test that needs them is skipped.
+NO_FACES = f"needs real faces at {SHARED_ZIP} (absent on a fresh clone; set CYCLEGEN_TEST_FACES to a zip or folder of faces)"
 
 AEGAN_TERMS = [
     {"critic": "Dx", "path": "z -> G"},

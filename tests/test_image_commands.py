@@ -61,10 +61,12 @@ def test_training_writes_image_grids(trained: tuple[Path, Path]) -> None:
     for kind in ["G-fixed", "G-random", "cycle-x-E-G"]:
         assert f"{kind}-step000000000.png" in names and f"{kind}-step000000006.png" in names
     pairs = Image.open(run_dir / "samples" / "cycle-x-E-G-step000000006.png")
-    assert pairs.size == (10 * (SIZE + 2) + 2, 2 * (SIZE + 2) + 2)  # 10 pairs, 5 per row
+    # 10 pairs, 5 per row, under a caption strip (which may widen so small a grid)
+    assert pairs.width >= 10 * (SIZE + 2) + 2 and pairs.height > 2 * (SIZE + 2) + 2
     evaluation = json.loads((run_dir / "eval.json").read_text())
     assert {"swd avg", "ndb", "ndb/k"} <= set(evaluation["G: z -> x"])
-    assert {"l1", "psnr", "sharpness ratio", "l1 loss"} <= set(evaluation["cycle: x -> E -> G"])
+    cycle = evaluation["cycle: x -> E -> G"]
+    assert {"l1", "psnr", "sharpness ratio"} <= set(cycle) and "l1 loss" not in cycle  # the l1 loss is "l1"
     assert "mean abs error" in evaluation["cycle: z -> G -> E"]
 
 

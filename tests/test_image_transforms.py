@@ -11,7 +11,8 @@ from PIL import Image
 
 from cyclegen.errors import RecipeError
 from cyclegen.streams import domain_generator
-from tests.test_images import SHARED_ZIP, half_and_half, images
+from tests.conftest import NO_FACES, SHARED_ZIP
+from tests.test_images import half_and_half, images
 
 
 def to_uint8(pixels: torch.Tensor) -> np.ndarray:
@@ -160,7 +161,7 @@ def test_show_pairs_puts_grey_beside_colour(faces: Path, tmp_path: Path) -> None
     assert (cell == cell[..., :1]).all()  # the sketch is grey in RGB
 
 
-@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="needs ../shared/data/anime-faces-64.zip (absent on a fresh clone)")
+@pytest.mark.skipif(not SHARED_ZIP.exists(), reason=NO_FACES)
 def test_sketches_of_the_anime_faces_pair_with_their_colour(tmp_path: Path) -> None:
     common = {"size": 32, "limit": 400, "cache": str(tmp_path)}
     sketch = images(SHARED_ZIP, transform="sketch", channels=1, parts=2, part=0, **common)

@@ -15,9 +15,9 @@ import cyclegen_images.loading as loading
 from cyclegen.errors import RecipeError
 from cyclegen.streams import domain_generator
 from cyclegen.plugins import load_plugins
+from tests.conftest import NO_FACES, SHARED_ZIP
 
 REGISTRY = load_plugins().registry
-SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
 
 
 def images(source: Path, **options: object):
@@ -186,7 +186,7 @@ def test_grid_and_pairs_pictures(folder: Path, tmp_path: Path) -> None:
     assert pairs.size == (10 * 10 + 2, 2 * 10 + 2)
 
 
-@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="needs ../shared/data/anime-faces-64.zip (absent on a fresh clone)")
+@pytest.mark.skipif(not SHARED_ZIP.exists(), reason=NO_FACES)
 def test_reads_the_anime_faces_zip(tmp_path: Path) -> None:
     domain = images(SHARED_ZIP, size=32, limit=300, cache=str(tmp_path))
     assert len(domain) == 300 and domain.shape == (3, 32, 32)

@@ -11,7 +11,7 @@ from torch import nn
 from cyclegen.errors import RecipeError, StateError
 from cyclegen.experiment import open_recipe
 from cyclegen.optim import OptimGroup, build_optim_groups, clip_per_tensor
-from cyclegen.recipe import ClipSpec, LRScheduleSpec
+from cyclegen.recipe import ClipSpec, LRScheduleSpec, load_recipe
 from cyclegen.trainer import Trainer
 from tests.conftest import aegan_data, cyclegan_data, write_recipe
 
@@ -27,8 +27,31 @@ def test_linear_decay_factor() -> None:
 def test_decay_must_start_before_it_ends(tmp_path: Path) -> None:
     data = cyclegan_data(steps=10)
     data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 10
-    with pytest.raises(RecipeError, match="decay_start .10. must come before decay_end .10."):
+    with pytest.raises(RecipeError, match=r"decay_start \(step 10\) must come before decay_end \(step 10\)"):
         open_recipe(write_recipe(tmp_path, data))
+
+
+def test_fractional_positions_follow_the_run_length() -> None:
+    spec = LRScheduleSpec(type="linear-decay", decay_start=0.5, decay_end=0.75)
+    assert spec.steps(1000) == (500, 750) and spec.steps(60) == (30, 45)
+    assert [spec.factor(s, 60) for s in (29, 30, 40, 45)] == pytest.approx([1, 1, 1 / 3, 0])
+    assert LRScheduleSpec(type="linear-decay", decay_start=0.5).steps(7) == (4, 7)
+
+
+def test_a_float_above_one_is_refused_as_a_fraction(tmp_path: Path) -> None:
+    data = cyclegan_data(steps=10)
+    data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 1500.0
+    with pytest.raises(RecipeError, match=r"fraction of train.steps, and must be at most 1; write a step as an integer \(1500\)"):
+        open_recipe(write_recipe(tmp_path, data))
+
+
+def test_shortening_the_cyclegan_preset_needs_no_schedule_override() -> None:
+    """The preset's decay starts half-way whatever train.steps is, so `--set train.steps=60` validates."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "cyclegan_anime_sketch_small.toml"
+    spec, _ = load_recipe(recipe, ["train.steps=60"])
+    assert {name: group.lr_schedule.steps(60) for name, group in spec.optim.items()} == {
+        "mappers": (30, 60), "critics": (30, 60)
+    }
 
 
 def test_per_tensor_clipping_bounds_each_gradient() -> None:

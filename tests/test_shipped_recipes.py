@@ -9,6 +9,7 @@ import torch
 
 from cyclegen.experiment import open_recipe
 from cyclegen.trainer import Trainer
+from tests.conftest import NO_FACES, SHARED_ZIP
 from tests.test_images import half_and_half
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -75,10 +76,9 @@ def test_reference_schedule_order_on_the_small_preset(faces: Path) -> None:
     assert log == ["image_critic"] * 4 + ["latent_critic"] * 4 + ["generators"] * 4
 
 
-SHARED_ZIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
 
 
-@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="needs ../shared/data/anime-faces-64.zip (absent on a fresh clone)")
+@pytest.mark.skipif(not SHARED_ZIP.exists(), reason=NO_FACES)
 def test_small_aegan_preset_trains_on_the_anime_faces(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -42,6 +42,31 @@ class Images(Domain):
     the colour images with `part = 1`, never see one face in both views during training,
     while `held_out()` gives both views of the same held-out faces: true pairs for
     scoring translations.
+
+    Options:
+        source: A folder of images (searched recursively) or a .zip of them; a relative path
+            is relative to the current folder, and `~` is expanded.
+        size: Side of the square images in pixels (at least 4): every image is centre-cropped
+            and resized to it once, when loaded.
+        channels: 1 for grey images, 3 for RGB; every image is converted to it.
+        flip: Mirror training images left to right at random (half of them); held-out images
+            are never flipped.
+        test_fraction: The fraction of the images held out for sample pictures and evaluation
+            (between 0 and 1), chosen by a shuffle seeded with `split_seed`.
+        split_seed: Seeds the choice of held-out images: domains over one source with the same
+            seed and `test_fraction` hold out the same images.
+        limit: Keep only the first `limit` images in file-name order (at least 2), for quick
+            experiments on a large set; unset keeps every image.
+        strict: Make an unreadable image file an error instead of skipping it with a warning.
+        cache: Where the decoded set is cached: "auto" is $CYCLEGEN_CACHE/images or
+            ~/.cache/cyclegen/images, "off" decodes the images on every run, anything else is
+            the cache folder.
+        transform: Turn every image, once after loading, into another view of it: "grayscale"
+            (BT.601 luma) or "sketch" (a pencil line drawing), repeated to `channels`; "none"
+            keeps the images as they are.
+        parts: Split the training images into this many disjoint parts by a stable hash of
+            their file names, and train on part `part` only; the held-out images stay the same.
+        part: The part of `parts` this domain trains on, from 0 to `parts` - 1.
     """
 
     can_show: ClassVar[bool] = True
@@ -80,7 +105,7 @@ class Images(Domain):
                 f"image source {source!r} not found; expected {EXPECTED}. Get the data (README, "
                 f"section Data) and point the recipe at it: --set domains.{name}.source=PATH"
             )
-        decoded = load_source(path, self.prep, cache_dir, strict, limit)
+        decoded = load_source(path, self.prep, cache_dir, strict, limit, label=f"domain {name}")
         self.pixels = self._view(torch.from_numpy(decoded.pixels))
         self.names = decoded.names
         self.splits = split(self.names, test_fraction, split_seed, parts, part)
@@ -108,14 +133,14 @@ class Images(Domain):
     def read(self, paths: list[Path], limit: int | None = None) -> Tensor:
         return to_float(self._view(torch.from_numpy(read_images(paths, self.prep, limit))))
 
-    def show(self, samples: Tensor, path: Path, columns: int | None = None) -> Path:
-        return save_grid(samples, path, columns)
+    def show(self, samples: Tensor, path: Path, columns: int | None = None, *, title: str | None = None) -> Path:
+        return save_grid(samples, path, columns, title=title)
 
-    def show_pairs(self, first: Tensor, second: Tensor, path: Path) -> Path:
+    def show_pairs(self, first: Tensor, second: Tensor, path: Path, *, title: str | None = None) -> Path:
         """Side by side; a grey batch beside a colour one (sketch -> colour) is shown in RGB."""
         if first.shape[1] != second.shape[1]:
             first, second = (x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x for x in (first, second))
-        return super().show_pairs(first, second, path)
+        return super().show_pairs(first, second, path, title=title)
 
     def _view(self, pixels: Tensor) -> Tensor:
         return transform_pixels(pixels, self.transform, self.shape[0])

@@ -30,6 +30,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cyclegen.progress import note, task
+
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 CACHE_VERSION = 2
 EXPECTED = "a folder of images (searched recursively) or a .zip of them (JPEG, PNG, WebP, BMP, GIF, TIFF)"
@@ -234,19 +236,32 @@ class Decoded:
 
 
 def load_source(
-    path: Path, prep: Preprocessing, cache_dir: Path | None, strict: bool, limit: int | None = None
+    path: Path,
+    prep: Preprocessing,
+    cache_dir: Path | None,
+    strict: bool,
+    limit: int | None = None,
+    label: str = "images",
 ) -> Decoded:
-    """All images of `path`, decoded once; unreadable files skipped with a warning (or an error)."""
+    """All images of `path`, decoded once; unreadable files skipped with a warning (or an error).
+
+    Says where the images came from (`label` names them, e.g. the domain): a decode of a large
+    set takes minutes, and a user should see it is happening, and where the cache went.
+    """
     source = ImageSource(path, limit)
     key = hashlib.sha256(
         json.dumps([CACHE_VERSION, source.fingerprint(), prep.size, prep.channels]).encode()
     ).hexdigest()[:32]
+    shape = f"{prep.size}x{prep.size}"
     if cache_dir is not None and (cached := _read_cache(cache_dir, key)) is not None:
         decoded = cached
+        note(f"{label}: {len(decoded.names):,} {shape} images of {path.resolve()} from the cache {cache_dir / key}.npy")
     else:
-        decoded = _decode_all(source, prep)
+        with task(f"{label}: decoding {path.resolve()} to {shape}", len(source.names)) as advance:
+            decoded = _decode_all(source, prep, advance)
         if cache_dir is not None:
             _write_cache(cache_dir, key, decoded)
+            note(f"{label}: cached the decoded set in {cache_dir / key}.npy; the next run starts at once")
     if decoded.skipped:
         first = ", ".join(decoded.skipped[:5])
         why = "; ".join(f"{name}: {decoded.reasons[name]}" for name in decoded.skipped[:3])
@@ -259,7 +274,7 @@ def load_source(
     return decoded
 
 
-def _decode_all(source: ImageSource, prep: Preprocessing) -> Decoded:
+def _decode_all(source: ImageSource, prep: Preprocessing, advance: Callable[[int], None]) -> Decoded:
     """Read and decode every file in threads, CHUNK files at a time, into one preallocated array.
 
     Each thread reads its own file, so the bytes in memory at once are a file per thread,
@@ -285,6 +300,7 @@ def _decode_all(source: ImageSource, prep: Preprocessing) -> Decoded:
                 else:
                     pixels[len(names)] = result
                     names.append(name)
+            advance(len(chunk))
     return Decoded(pixels[: len(names)], names, list(reasons), reasons)
 
 
