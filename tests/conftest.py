@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +18,11 @@ SMALL_NET = {"type": "mlp", "hidden": 16, "depth": 1}
 
 #: Real faces for the few tests that need them: a zip or folder of face pictures (64x64 or
 #: larger), by default the project's shared copy beside the repository (README, Development).
-SHARED_ZIP = Path(
-    os.environ.get("CYCLEGEN_TEST_FACES") or Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
-)
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "anime-faces-64.zip"
+SHARED_ZIP = Path(os.environ.get("CYCLEGEN_TEST_FACES") or SHARED_FACES)
 #: Why a test that needs them is skipped.
-NO_FACES = f"needs real faces at {SHARED_ZIP} (absent on a fresh clone; set CYCLEGEN_TEST_FACES to a zip or folder of faces)"
+NO_FACES = (f"needs real faces at {SHARED_ZIP} (absent on a fresh clone; set CYCLEGEN_TEST_FACES to a zip or "
+            "folder of faces)")
 
 AEGAN_TERMS = [
     {"critic": "Dx", "path": "z -> G"},
@@ -107,3 +110,21 @@ def cyclegan_data(**train: Any) -> dict[str, Any]:
         },
         "eval": {"samples": 50},
     }
+
+
+def interrupt_at_step(args: list[str], step: int, cwd: Path | None = None) -> tuple[int, str]:
+    """Run `cyclegen ARGS` with its output piped, press Ctrl-C (a real SIGINT) once it prints
+    step `step`, and return its exit status and whole output."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cyclegen", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"}, cwd=cwd,
+    )
+    assert process.stdout is not None
+    shown = []
+    for line in process.stdout:
+        shown.append(line)
+        if line.startswith(f"step {step}/"):
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    return process.returncode, "".join(shown) + rest

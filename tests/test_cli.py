@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +12,7 @@ from typer.testing import CliRunner
 
 from cyclegen.checkpoint import checkpoint_files
 from cyclegen.cli import app
-from tests.conftest import aegan_data, write_recipe
+from tests.conftest import aegan_data, interrupt_at_step, write_recipe
 
 runner = CliRunner()
 
@@ -90,20 +86,8 @@ def test_plugins_lists_plugins_versions_and_components() -> None:
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path, aegan_data(steps=1_000_000, log_every=1, checkpoint_every=0, sample_every=0))
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cyclegen", "run", str(recipe), "--out", str(run_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("step 3/"):
-            break
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output
+    code, output = interrupt_at_step(["run", str(recipe), "--out", str(run_dir)], 3)
+    assert code == 130, output
     assert "checkpoint saved" in output
     saved = checkpoint_files(run_dir / "checkpoints")
     assert len(saved) == 1

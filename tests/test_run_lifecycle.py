@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +22,13 @@ from cyclegen import progress
 from cyclegen.checkpoint import checkpoint_files
 from cyclegen.cli import app
 from cyclegen.experiment import open_recipe
-from cyclegen.threads import DEFAULT_THREADS, SMALL_STEP_FLOPS, auto_threads, forward_flops
-from tests.conftest import aegan_data, write_recipe
+from cyclegen.threads import (
+    DEFAULT_THREADS,
+    SMALL_STEP_FLOPS,
+    auto_threads,
+    forward_flops,
+)
+from tests.conftest import aegan_data, interrupt_at_step, write_recipe
 from tests.test_images import half_and_half
 from tests.test_plugin_trust import line_data
 from tests.test_plugins import LOCAL_PLUGIN
@@ -67,17 +71,9 @@ def test_the_printed_resume_command_continues_a_stopped_run(tmp_path: Path) -> N
     """Ctrl-C prints `Resume with: cyclegen run RUN_DIR`; pasted as printed, it finishes the run."""
     recipe = write_recipe(tmp_path, aegan_data(steps=300, log_every=1, checkpoint_every=0, sample_every=0))
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cyclegen", "run", str(recipe), "--out", str(run_dir), "--set", "eval.samples=50"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=tmp_path,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("step 3/"):
-            break
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output
+    args = ["run", str(recipe), "--out", str(run_dir), "--set", "eval.samples=50"]
+    code, output = interrupt_at_step(args, 3, tmp_path)
+    assert code == 130, output
     command = output.split("Resume with: ")[1].splitlines()[0]
     assert command == f"cyclegen run {run_dir}"
     resumed = subprocess.run([sys.executable, "-m", *shlex.split(command)], cwd=tmp_path, env=ENV,
@@ -90,7 +86,8 @@ def test_the_printed_resume_command_continues_a_stopped_run(tmp_path: Path) -> N
 def test_a_run_directory_with_local_plugins_resumes_only_when_trusted(tmp_path: Path) -> None:
     (tmp_path / "line_plugin.py").write_text(LOCAL_PLUGIN)
     run_dir = tmp_path / "run"
-    assert invoke("run", write_recipe(tmp_path, line_data()), "--out", run_dir, "--set", "train.steps=10").exit_code == 0
+    first = invoke("run", write_recipe(tmp_path, line_data()), "--out", run_dir, "--set", "train.steps=10")
+    assert first.exit_code == 0, first.output
     refused = invoke("run", run_dir, "--set", "train.steps=20")
     assert refused.exit_code == 1 and "pass --trust-plugins" in refused.output
     trusted = invoke("run", run_dir, "--set", "train.steps=20", "--trust-plugins")
@@ -251,7 +248,8 @@ def test_help_shows_plain_metavars_and_whole_sentences() -> None:
         assert "<bool>" not in text and "<int>" not in text and "{" not in text, text
     assert "RECIPE_OR_RUN_DIR" in invoke("run", "--help").output
     interpolate = " ".join(invoke("interpolate", "--help").output.split())
-    assert "each row holds image i, the points decoded between E(image i) and E(image i+1), then image i+1" in interpolate
+    assert "each row holds image i, the points decoded between E(image i) and E(image i+1), then image i+1" in (
+        interpolate)
 
 
 def test_plugins_table_keeps_names_whole_in_80_columns() -> None:
