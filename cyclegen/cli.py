@@ -80,6 +80,10 @@ SetOption = Annotated[
 CheckpointOption = Annotated[
     Optional[Path], typer.Option("--checkpoint", help="A checkpoint file instead of the run's latest.")
 ]
+DeviceOption = Annotated[
+    Optional[str],
+    typer.Option(help="Run on this device (cpu, cuda, mps, auto) instead of the recipe's train.device."),
+]
 TrustOption = Annotated[
     bool,
     typer.Option(
@@ -88,11 +92,12 @@ TrustOption = Annotated[
 ]
 
 
-def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool) -> Experiment:
+def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool, device: str | None) -> Experiment:
     """The trained run a command works on, saying (on stderr) which checkpoint it uses."""
-    from cyclegen.experiment import open_trained
+    from cyclegen.experiment import open_trained, usable_device
 
-    exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins)
+    target = None if device is None else usable_device(device)
+    exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins, device=target)
     assert exp.checkpoint is not None
     path, step = exp.checkpoint
     err.print(f"using {path} (step {step})", highlight=False)
@@ -176,12 +181,13 @@ def sample(
     mapper: Annotated[Optional[str], typer.Option(help="Generating mapper (when there are several).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the prior samples.")] = 0,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Draw samples from a trained run."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins)
+    exp = trained(run_dir, checkpoint, trust_plugins, device)
     name = inference.sample(exp, n, out, mapper, seed)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {n} samples of {name} ({source} -> {target}) to {out}", highlight=False)
@@ -198,13 +204,14 @@ def eval_(
         typer.Option(help="Also run this registered metric with its default options (repeatable), e.g. --metric kid."),
     ] = None,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Run the metrics that the recipe's domains offer (and its eval.metrics) on a trained run."""
     from cyclegen.evaluate import evaluate_experiment, metrics_json
     from cyclegen.summary import metrics_table
 
-    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins), samples, metric or [])
+    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins, device), samples, metric or [])
     if as_json:
         print(metrics_json(metrics))
     else:
@@ -224,12 +231,13 @@ def encode(
     out: Annotated[Path, typer.Option(help="Output .safetensors file.")] = Path("latents.safetensors"),
     encoder: EncoderOption = None,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Encode inputs to latent codes, saved as a safetensors file (tensor "latents")."""
     from cyclegen import inference
 
-    codes = inference.encode(trained(run_dir, checkpoint, trust_plugins), inputs, out, encoder)
+    codes = inference.encode(trained(run_dir, checkpoint, trust_plugins, device), inputs, out, encoder)
     console.print(f"wrote {len(codes)} latent codes of shape {tuple(codes.shape[1:])} to {out}", highlight=False)
 
 
@@ -242,12 +250,13 @@ def reconstruct(
     encoder: EncoderOption = None,
     decoder: DecoderOption = None,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Encode and decode inputs; write (input, reconstruction) pairs side by side."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins)
+    exp = trained(run_dir, checkpoint, trust_plugins, device)
     count = inference.reconstruct(exp, inputs, out, encoder, decoder)
     console.print(f"wrote {count} reconstructions to {out}", highlight=False)
 
@@ -261,12 +270,13 @@ def translate(
     out: Annotated[Path, typer.Option(help="Output PNG: (input, translation) pairs.")] = Path("translations.png"),
     limit: Annotated[Optional[int], typer.Option(help="Translate at most this many inputs.")] = None,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Translate inputs from one data domain to another (CycleGAN); write (input, output) pairs."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins)
+    exp = trained(run_dir, checkpoint, trust_plugins, device)
     name, count = inference.translate(exp, inputs, out, mapper, limit)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {count} translations by {name} ({source} -> {target}) to {out}", highlight=False)
@@ -285,6 +295,7 @@ def interpolate(
     encoder: EncoderOption = None,
     decoder: DecoderOption = None,
     checkpoint: CheckpointOption = None,
+    device: DeviceOption = None,
     trust_plugins: TrustOption = False,
 ) -> None:
     """Decode points on the line between two latent codes (the paper's Figure 1).
@@ -294,7 +305,7 @@ def interpolate(
     """
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins)
+    exp = trained(run_dir, checkpoint, trust_plugins, device)
     count = inference.interpolate(exp, inputs or [], out, steps, rows, random, seed, encoder, decoder)
     console.print(f"wrote {count} interpolation row(s) to {out}", highlight=False)
 

@@ -198,3 +198,14 @@ def pick_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise RecipeError("train.device: 'mps' was asked for but MPS is not available; use \"auto\" or \"cpu\"")
     return torch.device(name)
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """`device` (a name, "auto", or a torch.device), checked before any loading, for opening a
+    trained run elsewhere than it trained (a GPU run on a laptop): an unusable one fails at once."""
+    try:
+        target = pick_device("auto") if device == "auto" else torch.device(device)
+        torch.empty(0, device=target)
+    except (RuntimeError, AssertionError) as exc:  # an unknown name; torch asserts when built without CUDA
+        raise CycleGenError(f"device {str(device)!r} cannot be used here ({exc}); use 'cpu'") from None
+    return target

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cyclegen import inference
 from cyclegen.errors import CycleGenError
-from cyclegen.experiment import CHECKPOINTS, Experiment, open_trained, pick_device
+from cyclegen.experiment import CHECKPOINTS, Experiment, open_trained, usable_device
 from cyclegen.interfaces import Domain
 from cyclegen.recipe import Recipe
 
@@ -44,21 +44,10 @@ def load(
             f"checkpoint {checkpoint} is not a file; a run's checkpoints are in {Path(run_dir) / CHECKPOINTS}, "
             "or leave checkpoint out for the latest"
         )
-    target = None if device is None else _usable(device)
+    target = None if device is None else usable_device(device)
     exp = open_trained(Path(run_dir), None if checkpoint is None else Path(checkpoint), trust_plugins=trust_plugins,
                        device=target)
     return TrainedModel(exp, Path(run_dir))
-
-
-def _usable(device: str | torch.device) -> torch.device:
-    """`device` (a name, "auto", or a torch.device), checked before any loading: a run trained on
-    a GPU opens on a laptop's CPU, and an unusable device fails at once with the fix."""
-    try:
-        target = pick_device("auto") if device == "auto" else torch.device(device)
-        torch.empty(0, device=target)
-    except (RuntimeError, AssertionError) as exc:  # an unknown name; torch asserts when built without CUDA
-        raise CycleGenError(f"device {str(device)!r} cannot be used here ({exc}); pass device='cpu'") from None
-    return target
 
 
 class TrainedModel:

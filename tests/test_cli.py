@@ -93,3 +93,24 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     assert len(saved) == 1
     step = int(saved[0].stem.split("-")[1])
     assert 3 <= step < 1_000_000
+
+
+def test_device_option_opens_a_gpu_trained_run_on_the_cpu(tmp_path: Path, aegan_recipe: Path) -> None:
+    """A run whose recipe names CUDA (trained on a GPU machine) is sampled and evaluated on a laptop."""
+    import torch
+
+    import cyclegen
+
+    run_dir = tmp_path / "run"
+    assert invoke("run", aegan_recipe, "--out", run_dir, "--set", "train.steps=5").exit_code == 0
+    recipe = run_dir / "recipe.toml"
+    recipe.write_text(recipe.read_text().replace('device = "cpu"', 'device = "cuda"'))
+    if not torch.cuda.is_available():
+        refused = invoke("eval", run_dir)
+        assert refused.exit_code == 1 and "no CUDA device is available" in refused.output
+    evaluated = invoke("eval", run_dir, "--device", "cpu", "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "G: z -> x" in json.loads(evaluated.stdout)
+    assert cyclegen.load(run_dir, device="cpu").sample(4).shape == (4, 2)
+    wrong = invoke("sample", run_dir, "--device", "tpu9", "--out", tmp_path / "s.npy")
+    assert wrong.exit_code == 1 and "device 'tpu9' cannot be used here" in wrong.output
