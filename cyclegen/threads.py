@@ -2,9 +2,10 @@
 
 A step of a small model is many tiny kernels. Intra-op threads add a wake-up and a join to each
 kernel and save nothing, and on a busy machine a thread that waits for a core stalls every
-kernel: `benchmarks/threads.py` measured the 2-D toy recipes 1.3-15x faster at one thread than
-at PyTorch's default (docs/benchmarks.md). Larger convolutions do gain from threads, so the
-choice rests on the work of one step, counted in FLOPs.
+kernel: `benchmarks/threads.py` measured the 2-D toy recipes 4-5x faster at one thread than at
+PyTorch's default beside a busy process, and about as fast on an idle machine (docs/benchmarks.md,
+"Threads"). The image presets' convolutions gain 1.45x from a second core when it is free, so
+the choice rests on the work of one step, counted in FLOPs.
 """
 
 from __future__ import annotations
