@@ -4,8 +4,10 @@ Trains recipes/cyclegan_anime_sketch_small.toml through the CLI (or reuses a tra
 directory), then scores both directions on every held-out face, whose sketch and colour
 image are both known, against two baselines computed in the same script: the identity
 mapping (the input itself as the answer) and the mean training image of the target domain
-(the best constant answer under L2). Prints a markdown table; with --figures DIR writes
-(input, translation, truth) grids there.
+(the best constant answer under L2). Beside L1 and PSNR against the truth it prints, for
+sketch -> colour, each answer sketched again against the input sketch ("redrawn PSNR"), and
+for every answer its pairwise L1 over the truth's (0 for one answer to every input). Prints
+a markdown table; with --figures DIR writes (input, translation, truth) grids there.
 
     python benchmarks/cyclegan_sketch.py --workdir /tmp/cyclegan --figures docs/images
 """
@@ -47,25 +49,39 @@ def train(args: argparse.Namespace) -> float:
 
 
 def score(exp: Experiment, mapper: str) -> dict[str, dict[str, float]]:
-    """Pair metrics of the mapper and of both baselines on every held-out pair."""
+    """For the mapper and both baselines, on every held-out pair: the target's pair metrics
+    against the truth; where the source is a view of the target (a sketch of a colour face),
+    each answer drawn back into that view against the input ("redrawn"); and the answers'
+    pairwise L1 over the truth's (1 for answers as varied as the data, 0 for one answer)."""
     graph = exp.graph
     pairs = true_pairs(graph, mapper, n=10**9)
     assert pairs is not None, "the two domains share no held-out images"
     inputs, truth = pairs
-    source, target_name = graph.mapper_ends[mapper]
-    target = graph.domains[target_name]
+    source_name, target_name = graph.mapper_ends[mapper]
+    source, target = graph.domains[source_name], graph.domains[target_name]
     mean = target.batch(MEAN_SAMPLES, domain_generator(0, target_name, "mean"), "train").mean(0)
     answers = {
         "CycleGAN": map_in_chunks(graph.mappers[mapper], inputs, exp.device),
         "identity": inputs,
         f"mean {target_name} image": mean.expand_as(truth),
     }
+    truth_spread = pairwise_l1(truth)
     rows = {}
     for label, output in answers.items():
-        rows[label] = {"pairs": float(len(inputs))}
+        rows[label] = {"pairs": float(len(inputs)), "diversity": pairwise_l1(output) / truth_spread}
         for metric in target.pair_metrics():
             rows[label].update(metric.evaluate(truth, output, target))
+        redrawn = source.view_of(output.expand_as(truth), target)
+        if redrawn is not None:
+            for metric in source.pair_metrics():
+                rows[label].update({f"redrawn {k}": v for k, v in metric.evaluate(inputs, redrawn, source).items()})
     return rows
+
+
+def pairwise_l1(images: torch.Tensor) -> float:
+    """Mean L1 between each image and the next in a fixed shuffled order (never itself)."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    return float((images[order].double() - images[order.roll(1)].double()).abs().mean())
 
 
 def figure(exp: Experiment, mapper: str, path: Path) -> None:
@@ -89,12 +105,14 @@ def main() -> None:
     if not args.no_train:
         print(f"trained in {train(args):.0f} s", file=sys.stderr)
     exp = open_trained(args.workdir)
-    print("| direction | answer | held-out pairs | L1 | PSNR dB |")
-    print("|---|---|---|---|---|")
+    print("| direction | answer | held-out pairs | L1 | PSNR dB | redrawn PSNR dB | pairwise L1 / truth's |")
+    print("|---|---|---|---|---|---|---|")
     for mapper in translators(exp.graph):
         source, target = exp.graph.mapper_ends[mapper]
         for label, row in score(exp, mapper).items():
-            print(f"| {mapper}: {source} -> {target} | {label} | {row['pairs']:.0f} | {row['l1']:.4f} | {row['psnr']:.2f} |")
+            redrawn = f"{row['redrawn psnr']:.2f}" if "redrawn psnr" in row else "-"
+            print(f"| {mapper}: {source} -> {target} | {label} | {row['pairs']:.0f} | {row['l1']:.4f} | "
+                  f"{row['psnr']:.2f} | {redrawn} | {row['diversity']:.2f} |")
         if args.figures:
             args.figures.mkdir(parents=True, exist_ok=True)
             figure(exp, mapper, args.figures / f"cyclegan_{source}_to_{target}.png")

@@ -62,16 +62,23 @@ def true_pairs(graph: Graph, mapper: str, n: int) -> tuple[Tensor, Tensor] | Non
 
 
 def translation_metrics(graph: Graph, mapper: str, n: int, device: torch.device) -> dict[str, float] | None:
-    """A translation scored by the target domain's pair metrics against the true held-out pairs."""
+    """A translation scored by the target domain's pair metrics against the true held-out pairs,
+    and, where the source domain is a view of the target's (`Domain.view_of`), its outputs
+    drawn back into the source's view against the inputs ("redrawn psnr")."""
     pairs = true_pairs(graph, mapper, n)
     if pairs is None:
         return None
     inputs, truth = pairs
-    target = graph.domains[graph.mapper_ends[mapper][1]]
+    source_name, target_name = graph.mapper_ends[mapper]
+    source, target = graph.domains[source_name], graph.domains[target_name]
     outputs = map_in_chunks(graph.mappers[mapper], inputs, device)
     section = {"pairs": float(len(inputs))}
     for metric in target.pair_metrics():
         section.update(metric.evaluate(truth, outputs, target))
+    redrawn = source.view_of(outputs, target)  # a colourised sketch, sketched again, vs the sketch
+    if redrawn is not None:
+        for metric in source.pair_metrics():
+            section.update({f"redrawn {key}": value for key, value in metric.evaluate(inputs, redrawn, source).items()})
     return section
 
 

@@ -63,6 +63,15 @@ class Domain(ABC):
         """
         return call_with_title(self.show, torch.stack([first, second], 1).flatten(0, 1), path, columns=10, title=title)
 
+    def view_of(self, samples: Tensor, domain: Domain) -> Tensor | None:
+        """This domain's own rendering of samples of `domain`, where its data is a fixed view
+        of that domain's (a sketch domain draws colour images as it drew its data), else None.
+
+        A translation into `domain` can then be checked by drawing it back: a colourised
+        sketch, sketched again, should give the sketch it came from.
+        """
+        return None
+
     def read(self, paths: list[Path], limit: int | None = None) -> Tensor:
         """Load user files (at most `limit`) as a batch of this domain, preprocessed as in training."""
         raise NotImplementedError(f"domain {self.name!r} cannot read files")

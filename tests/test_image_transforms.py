@@ -172,3 +172,28 @@ def test_sketches_of_the_anime_faces_pair_with_their_colour(tmp_path: Path) -> N
     assert 0.02 < drawn < 0.3 and (lines == 1).float().mean() > 0.5  # lines on white, not blank or filled
     assert faces.std() > 0.2
     assert not set(sketch.splits["train"].tolist()) & set(colour.splits["train"].tolist())
+
+
+def test_a_sketch_domain_draws_colour_images_as_it_drew_its_data(faces: Path) -> None:
+    """view_of on the held-out colour faces gives the sketch domain's own held-out sketches,
+    bit for bit: what a translation's outputs are drawn back with ("redrawn" metrics)."""
+    common = {"size": 16, "test_fraction": 0.25, "parts": 2, "cache": "off"}
+    colour = images(faces, part=0, **common)
+    for transform, channels in (("sketch", 3), ("grayscale", 1)):
+        view = images(faces, transform=transform, channels=channels, part=1, **common)
+        drawn = view.view_of(colour.held_out()[1], colour)
+        assert drawn is not None and torch.equal(drawn, view.held_out()[1])
+        assert colour.view_of(view.held_out()[1], view) is None  # colour is nobody's view
+    other_size = images(faces, **{**common, "size": 8}, transform="sketch", part=1)
+    assert other_size.view_of(colour.held_out()[1], colour) is None
+
+
+def test_diversity_is_near_one_for_data_and_zero_for_one_repeated_image(faces: Path) -> None:
+    from cyclegen_images.metrics import Diversity
+
+    colour = images(faces, size=16, test_fraction=0.5, cache="off")
+    real = colour.batch(12, torch.Generator().manual_seed(1), "test")
+    same = Diversity().evaluate(real[:1].expand(12, -1, -1, -1), colour, torch.Generator().manual_seed(2))
+    varied = Diversity().evaluate(real, colour, torch.Generator().manual_seed(2))
+    assert same["pairwise l1"] == 0 and same["pairwise l1 ratio"] == 0
+    assert varied["pairwise l1 ratio"] == pytest.approx(1.0, abs=0.35) and varied["pairwise l1 of data"] > 0

@@ -12,7 +12,14 @@ from torch import Tensor
 from cyclegen import Domain, Metric, PairMetric
 from cyclegen_images.grid import save_grid
 from cyclegen_images.loading import EXPECTED, Preprocessing, load_source, read_images
-from cyclegen_images.metrics import PSNR, NumberOfDifferentBins, ReconstructionL1, Sharpness, SlicedWassersteinDistance
+from cyclegen_images.metrics import (
+    PSNR,
+    Diversity,
+    NumberOfDifferentBins,
+    ReconstructionL1,
+    Sharpness,
+    SlicedWassersteinDistance,
+)
 from cyclegen_images.splits import check_part, split
 from cyclegen_images.transforms import Transform, transform_pixels
 
@@ -145,8 +152,18 @@ class Images(Domain):
     def _view(self, pixels: Tensor) -> Tensor:
         return transform_pixels(pixels, self.transform, self.shape[0])
 
+    def view_of(self, samples: Tensor, domain: Domain) -> Tensor | None:
+        """A sketch or grey domain draws RGB images of its own size as it drew its data: each
+        quantised to 8 bits first, as a decoded file would be."""
+        if self.transform == "none" or not isinstance(domain, Images) or domain.transform != "none":
+            return None
+        if tuple(samples.shape[1:]) != (3, *self.shape[1:]):
+            return None
+        pixels = samples.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+        return to_float(self._view(pixels))
+
     def metrics(self) -> list[Metric]:
-        return [SlicedWassersteinDistance(), NumberOfDifferentBins()]
+        return [SlicedWassersteinDistance(), NumberOfDifferentBins(), Diversity()]
 
     def pair_metrics(self) -> list[PairMetric]:
         return [ReconstructionL1(), PSNR(), Sharpness()]

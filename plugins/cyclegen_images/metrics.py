@@ -282,6 +282,31 @@ class NumberOfDifferentBins(Metric):
         return images.flatten(1)
 
 
+class Diversity(Metric):
+    """How different the samples are from one another, beside held-out data: the mean L1
+    between random pairs of distinct samples, the same for as many held-out images, and their
+    ratio. A translator that paints one face whatever its input (the one-face collapse of an
+    unpaired translation) has a ratio near 0; the data's own is 1.
+    """
+
+    name = "diversity"
+
+    def evaluate(self, samples: Tensor, domain: Domain, generator: torch.Generator) -> dict[str, float]:
+        if len(samples) < 2:
+            raise ValueError("diversity needs at least 2 samples")
+        real = domain.batch(len(samples), generator, "test")
+        spread, data = (_pairwise_l1(images, generator) for images in (samples, real))
+        return {"pairwise l1": spread, "pairwise l1 of data": data, "pairwise l1 ratio": spread / max(data, 1e-12)}
+
+
+def _pairwise_l1(images: Tensor, generator: torch.Generator) -> float:
+    """Mean absolute difference between each image and the next in a random order: every
+    image paired once, never with itself."""
+    order = torch.randperm(len(images), generator=generator)
+    first, second = images[order].double(), images[order.roll(1)].double()
+    return float((first - second).abs().mean())
+
+
 class ReconstructionL1(PairMetric):
     """Mean absolute error on the [-1, 1] scale: the cycle loss most recipes train with."""
 
