@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from cyclegen.evaluate import map_in_chunks, translators, true_pairs
+from cyclegen.evaluate import map_in_chunks, redrawn_metrics, translators, true_pairs
 from cyclegen.experiment import Experiment, open_trained
 from cyclegen.streams import domain_generator
 
@@ -71,10 +71,7 @@ def score(exp: Experiment, mapper: str) -> dict[str, dict[str, float]]:
         rows[label] = {"pairs": float(len(inputs)), "diversity": pairwise_l1(output) / truth_spread}
         for metric in target.pair_metrics():
             rows[label].update(metric.evaluate(truth, output, target))
-        redrawn = source.view_of(output.expand_as(truth), target)
-        if redrawn is not None:
-            for metric in source.pair_metrics():
-                rows[label].update({f"redrawn {k}": v for k, v in metric.evaluate(inputs, redrawn, source).items()})
+        rows[label].update(redrawn_metrics(source, target, inputs, output.expand_as(truth)))
     return rows
 
 

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from cyclegen.experiment import Experiment
 from cyclegen.graph import Graph
-from cyclegen.interfaces import Metric
+from cyclegen.interfaces import Domain, Metric
 from cyclegen.runtime import eval_mode
 from cyclegen.streams import domain_generator
 
@@ -75,11 +75,22 @@ def translation_metrics(graph: Graph, mapper: str, n: int, device: torch.device)
     section = {"pairs": float(len(inputs))}
     for metric in target.pair_metrics():
         section.update(metric.evaluate(truth, outputs, target))
-    redrawn = source.view_of(outputs, target)  # a colourised sketch, sketched again, vs the sketch
-    if redrawn is not None:
-        for metric in source.pair_metrics():
-            section.update({f"redrawn {key}": value for key, value in metric.evaluate(inputs, redrawn, source).items()})
+    section.update(redrawn_metrics(source, target, inputs, outputs))
     return section
+
+
+def redrawn_metrics(source: Domain, target: Domain, inputs: Tensor, outputs: Tensor) -> dict[str, float]:
+    """Outputs in `target` drawn back into `source`'s view (`Domain.view_of`) and scored by
+    `source`'s pair metrics against the inputs, each key prefixed "redrawn"; empty where
+    `source` is no view of `target`. A colourised sketch, sketched again, vs the sketch."""
+    redrawn = source.view_of(outputs, target)
+    if redrawn is None:
+        return {}
+    return {
+        f"redrawn {key}": value
+        for metric in source.pair_metrics()
+        for key, value in metric.evaluate(inputs, redrawn, source).items()
+    }
 
 
 def evaluate(graph: Graph, extras: list[Metric], n: int, seed: int, device: torch.device) -> dict[str, dict[str, float]]:
