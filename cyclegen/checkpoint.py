@@ -39,6 +39,8 @@ FORMAT = "cyclegen-checkpoint-3"
 OLD_FORMATS = ("cyclegen-checkpoint-1", "cyclegen-checkpoint-2")
 NAME = re.compile(r"^step-(\d+)\.safetensors$")
 LATEST = "latest"
+#: The checkpoint of the best evaluation during training (`train.best`); pruning leaves it alone.
+BEST = "best.safetensors"
 CHECKSUM = "checksum"
 #: Metadata every checkpoint holds, and the JSON type of each; `run` is optional.
 REQUIRED = {"format": str, "step": int, "state": dict}
@@ -128,14 +130,19 @@ def save_checkpoint(directory: Path, step: int, state: State, info: dict[str, An
     """Write `step-N.safetensors` (the state, plus descriptive `info` in its metadata) via a
     temporary file and rename, point `latest` at it, then prune all but the newest `keep`:
     at most `keep` + 1 files exist at any moment."""
-    directory.mkdir(parents=True, exist_ok=True)
+    path = write_checkpoint(directory / f"step-{step:09d}.safetensors", step, state, info)
+    point_latest(directory, path)
+    prune(directory, keep)
+    return path
+
+
+def write_checkpoint(path: Path, step: int, state: State, info: dict[str, Any]) -> Path:
+    """Write one checkpoint file atomically (a temporary file, then a rename), with its checksum."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tensors, skeleton = flatten(state)
     meta = {key: json.dumps(value) for key, value in {"format": FORMAT, "step": step, "state": skeleton, **info}.items()}
     meta[CHECKSUM] = json.dumps(checksum(meta, tensors))
-    path = directory / f"step-{step:09d}.safetensors"
     atomic_write(path, save_bytes(tensors, metadata=meta))
-    point_latest(directory, path)
-    prune(directory, keep)
     return path
 
 

@@ -78,11 +78,17 @@ SetOption = Annotated[
     typer.Option("--set", help="Override a recipe field, e.g. --set train.steps=500 (repeatable)."),
 ]
 CheckpointOption = Annotated[
-    Optional[Path], typer.Option("--checkpoint", help="A checkpoint file instead of the run's latest.")
+    Optional[Path], typer.Option("--checkpoint", help="A checkpoint file instead of the run's latest; 'best': the best (train.best).")
 ]
 DeviceOption = Annotated[
     Optional[str],
     typer.Option(help="Run on this device (cpu, cuda, mps, auto) instead of the recipe's train.device."),
+]
+RawOption = Annotated[
+    bool,
+    typer.Option(
+        "--raw-weights", help="Run the trained mappers, not the moving averages ([ema]) used by default."
+    ),
 ]
 TrustOption = Annotated[
     bool,
@@ -92,15 +98,17 @@ TrustOption = Annotated[
 ]
 
 
-def trained(run_dir: Path, checkpoint: Path | None, trust_plugins: bool, device: str | None) -> Experiment:
-    """The trained run a command works on, saying (on stderr) which checkpoint it uses."""
+def trained(
+    run_dir: Path, checkpoint: Path | None, trust_plugins: bool, device: str | None, raw_weights: bool
+) -> Experiment:
+    """The trained run a command works on, saying (on stderr) which checkpoint and weights it uses."""
     from cyclegen.experiment import open_trained, usable_device
 
     target = None if device is None else usable_device(device)
-    exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins, device=target)
+    exp = open_trained(run_dir, checkpoint, trust_plugins=trust_plugins, device=target, raw_weights=raw_weights)
     assert exp.checkpoint is not None
     path, step = exp.checkpoint
-    err.print(f"using {path} (step {step})", highlight=False)
+    err.print(f"using {path} (step {step}), {exp.weights_label()} weights", highlight=False)
     return exp
 
 
@@ -183,11 +191,12 @@ def sample(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Draw samples from a trained run."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins, device)
+    exp = trained(run_dir, checkpoint, trust_plugins, device, raw_weights)
     name = inference.sample(exp, n, out, mapper, seed)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {n} samples of {name} ({source} -> {target}) to {out}", highlight=False)
@@ -206,12 +215,13 @@ def eval_(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Run the metrics that the recipe's domains offer (and its eval.metrics) on a trained run."""
     from cyclegen.evaluate import evaluate_experiment, metrics_json
     from cyclegen.summary import metrics_table
 
-    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins, device), samples, metric or [])
+    metrics = evaluate_experiment(trained(run_dir, checkpoint, trust_plugins, device, raw_weights), samples, metric or [])
     if as_json:
         print(metrics_json(metrics))
     else:
@@ -233,11 +243,12 @@ def encode(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Encode inputs to latent codes, saved as a safetensors file (tensor "latents")."""
     from cyclegen import inference
 
-    codes = inference.encode(trained(run_dir, checkpoint, trust_plugins, device), inputs, out, encoder)
+    codes = inference.encode(trained(run_dir, checkpoint, trust_plugins, device, raw_weights), inputs, out, encoder)
     console.print(f"wrote {len(codes)} latent codes of shape {tuple(codes.shape[1:])} to {out}", highlight=False)
 
 
@@ -252,11 +263,12 @@ def reconstruct(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Encode and decode inputs; write (input, reconstruction) pairs side by side."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins, device)
+    exp = trained(run_dir, checkpoint, trust_plugins, device, raw_weights)
     count = inference.reconstruct(exp, inputs, out, encoder, decoder)
     console.print(f"wrote {count} reconstructions to {out}", highlight=False)
 
@@ -272,11 +284,12 @@ def translate(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Translate inputs from one data domain to another (CycleGAN); write (input, output) pairs."""
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins, device)
+    exp = trained(run_dir, checkpoint, trust_plugins, device, raw_weights)
     name, count = inference.translate(exp, inputs, out, mapper, limit)
     source, target = exp.graph.mapper_ends[name]
     console.print(f"wrote {count} translations by {name} ({source} -> {target}) to {out}", highlight=False)
@@ -297,6 +310,7 @@ def interpolate(
     checkpoint: CheckpointOption = None,
     device: DeviceOption = None,
     trust_plugins: TrustOption = False,
+    raw_weights: RawOption = False,
 ) -> None:
     """Decode points on the line between two latent codes (the paper's Figure 1).
 
@@ -305,7 +319,7 @@ def interpolate(
     """
     from cyclegen import inference
 
-    exp = trained(run_dir, checkpoint, trust_plugins, device)
+    exp = trained(run_dir, checkpoint, trust_plugins, device, raw_weights)
     count = inference.interpolate(exp, inputs or [], out, steps, rows, random, seed, encoder, decoder)
     console.print(f"wrote {count} interpolation row(s) to {out}", highlight=False)
 

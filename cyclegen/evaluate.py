@@ -20,11 +20,15 @@ CHUNK = 1024
 
 def metrics_json(metrics: dict[str, dict[str, float]]) -> str:
     """Metrics as strict JSON: a NaN or infinite value (undefined metric) becomes null."""
-    clean = {
+    return json.dumps(finite_or_none(metrics), indent=2)
+
+
+def finite_or_none(metrics: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """`metrics` with each NaN or infinite value (an undefined metric) as None, for strict JSON."""
+    return {
         section: {key: value if math.isfinite(value) else None for key, value in values.items()}
         for section, values in metrics.items()
     }
-    return json.dumps(clean, indent=2)
 
 
 def map_in_chunks(mapper: nn.Module, inputs: Tensor, device: torch.device) -> Tensor:
@@ -139,8 +143,9 @@ def evaluate(graph: Graph, extras: list[Metric], n: int, seed: int, device: torc
 def evaluate_experiment(
     exp: Experiment, samples: int | None = None, extra_metrics: Sequence[str] = ()
 ) -> dict[str, dict[str, float]]:
-    """`evaluate` with the recipe's metrics (and the registered ones named in `extra_metrics`),
-    sample count (unless `samples` is given) and seed."""
+    """`evaluate` of the experiment's inference graph (the `[ema]` averages unless raw weights
+    were asked for) with the recipe's metrics (and the registered ones named in
+    `extra_metrics`), sample count (unless `samples` is given) and seed."""
     recipe = exp.recipe
     metrics = exp.eval_metrics(extra_metrics)
-    return evaluate(exp.graph, metrics, samples or recipe.eval.samples, recipe.seed, exp.device)
+    return evaluate(exp.inference_graph(), metrics, samples or recipe.eval.samples, recipe.seed, exp.device)

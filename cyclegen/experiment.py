@@ -10,15 +10,14 @@ from typing import Any
 
 import torch
 
-from cyclegen.checkpoint import latest_checkpoint
+from cyclegen.checkpoint import BEST, latest_checkpoint
 from cyclegen.errors import CycleGenError, PluginError, RecipeError
-from cyclegen.graph import WEIGHTS_KEY, Graph, build_graph
+from cyclegen.graph import Graph, build_graph
 from cyclegen.interfaces import Metric
 from cyclegen.plugins import Plugins, load_plugins, local_plugins
 from cyclegen.recipe import Recipe, TrainSpec, parse_recipe, read_recipe
 from cyclegen.rundir import CHECKPOINTS, RUN_RECIPE
 from cyclegen.runtime import AUTOCAST_DTYPES
-from cyclegen.state import Parts
 from cyclegen.toml_writer import dumps
 
 
@@ -35,6 +34,20 @@ class Experiment:
     device: torch.device
     #: The checkpoint file whose weights `open_trained` loaded, and its step.
     checkpoint: tuple[Path, int] | None = None
+    #: Run the trained mappers even where `[ema]` keeps averages of them (`--raw-weights`).
+    raw_weights: bool = False
+
+    def inference_graph(self) -> Graph:
+        """The graph that samples, evaluation and commands run: the `[ema]` averages in place
+        of their mappers, unless `raw_weights`."""
+        return self.graph if self.raw_weights else self.graph.averaged()
+
+    def weights_label(self) -> str:
+        """Which weights `inference_graph` runs, for messages: "EMA of G, E" or "trained"."""
+        averages = self.graph.averages
+        if averages is None or self.raw_weights:
+            return "trained"
+        return f"EMA of {', '.join(averages.names())}"
 
     def resolved_toml(self) -> str:
         return dumps(self.resolved)
@@ -97,19 +110,40 @@ def open_run(run_dir: Path, *, trust_plugins: bool = False, device: torch.device
 
 
 def open_trained(
-    run_dir: Path, checkpoint: Path | None = None, *, trust_plugins: bool = False, device: torch.device | None = None
+    run_dir: Path,
+    checkpoint: Path | None = None,
+    *,
+    trust_plugins: bool = False,
+    device: torch.device | None = None,
+    raw_weights: bool = False,
 ) -> Experiment:
     """The experiment of a run directory with the weights of `checkpoint` (default: the run's
     latest readable one), on `device` (see `open_run`): what every command on a trained model
-    starts from. `trust_plugins` allows the local plugins the run's recipe names."""
+    starts from; "best" names the run's best checkpoint (`train.best`). `trust_plugins` allows the
+    local plugins the run's recipe names; `raw_weights` runs the trained mappers instead of their
+    `[ema]` averages."""
     exp = open_run(run_dir, trust_plugins=trust_plugins, device=device)
-    found = latest_checkpoint(Path(run_dir) / CHECKPOINTS, checkpoint)
+    exp.raw_weights = raw_weights
+    found = latest_checkpoint(Path(run_dir) / CHECKPOINTS, named_checkpoint(Path(run_dir), checkpoint))
     if found is None:
         raise CycleGenError(f"{run_dir} has no readable checkpoint yet; train it with cyclegen run")
-    found.load_into(Parts({WEIGHTS_KEY: exp.graph}))
+    found.load_into(exp.graph.weight_parts())
     exp.checkpoint = (found.path, found.step)
     exp.graph.to(exp.device)
     return exp
+
+
+def named_checkpoint(run_dir: Path, checkpoint: Path | None) -> Path | None:
+    """`checkpoint`, where "best" names the run's best checkpoint (`train.best`)."""
+    if checkpoint is None or str(checkpoint) != "best" or Path(checkpoint).exists():
+        return checkpoint
+    best = run_dir / CHECKPOINTS / BEST
+    if not best.is_file():
+        raise CycleGenError(
+            f"{run_dir} has no best checkpoint ({best}): a run keeps one when its recipe sets train.best "
+            "and train.eval_every"
+        )
+    return best
 
 
 def _with_absolute_plugins(raw: dict[str, Any], recipe_path: Path) -> dict[str, Any]:

@@ -14,17 +14,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from cyclegen.ema import MapperAverages, half_life_in_samples
 from cyclegen.errors import RecipeError, StateError, unknown_name_message
 from cyclegen.interfaces import AdversarialLoss, Domain, Penalty, ReconstructionLoss
 from cyclegen.recipe import Recipe, TermSpec
 from cyclegen.registry import Registry
-from cyclegen.state import State
+from cyclegen.state import Parts, State
 from cyclegen.streams import domain_generator
 
 ARROW = "->"
 #: Where a training state (and so a checkpoint) keeps the graph's weights: the part that
 #: commands on a trained run load.
 WEIGHTS_KEY = "net"
+#: Where checkpoints keep the mappers' moving averages (`[ema]`).
+AVERAGES_KEY = "ema"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class Graph:
         terms: list[Term],
         penalties: list[Penalty],
         critic_steps: int,
+        averages: MapperAverages | None = None,
     ) -> None:
         self.domains = domains
         self.mappers = nn.ModuleDict(mappers)
@@ -94,6 +98,8 @@ class Graph:
         self.penalties = penalties
         #: Critic rounds per step: the recipe's, else what the adversarial loss prefers.
         self.critic_steps = critic_steps
+        #: Moving averages of some mappers (`[ema]`), which samples and evaluation run.
+        self.averages = averages
 
     @property
     def networks(self) -> dict[str, nn.Module]:
@@ -110,6 +116,19 @@ class Graph:
                 net.load_state_dict(state[name])
             except RuntimeError as exc:
                 raise StateError(f"the saved weights do not match the recipe's network ({exc})", (name,)) from None
+
+    def weight_parts(self) -> Parts:
+        """The stateful parts that hold weights: the networks, and the averages if any."""
+        return Parts({WEIGHTS_KEY: self, **({AVERAGES_KEY: self.averages} if self.averages else {})})
+
+    def averaged(self) -> "Graph":
+        """This graph with each averaged mapper replaced by its average, sharing everything
+        else: what samples, evaluation and commands on a trained run use by default."""
+        if self.averages is None:
+            return self
+        mappers = {name: self.averages[name] if name in self.averages else net for name, net in self.mappers.items()}
+        return Graph(self.domains, mappers, self.mapper_ends, dict(self.critics.items()), self.critic_domains,
+                     self.adversarial, self.terms, self.penalties, self.critic_steps)
 
     def non_finite(self) -> list[str]:
         """The networks whose parameters or buffers hold NaN or infinity (one sync for all)."""
@@ -158,6 +177,8 @@ class Graph:
     def to(self, device: torch.device) -> "Graph":
         self.mappers.to(device)
         self.critics.to(device)
+        if self.averages is not None:
+            self.averages.to(device)
         return self
 
 
@@ -227,10 +248,24 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
         [_term(spec, i, registry, domains, mapper_ends, recipe) for i, spec in enumerate(recipe.terms)],
         penalties,
         recipe.schedule.critic_steps or adversarial.preferred_critic_steps,
+        _averages(recipe, mappers),
     )
     _check_everything_trained(graph)
     _check_shapes(graph, recipe.seed)
     return graph
+
+
+def _averages(recipe: Recipe, mappers: dict[str, nn.Module]) -> MapperAverages | None:
+    """The `[ema]` averages, copied from the freshly initialised mappers."""
+    spec = recipe.ema
+    if spec is None:
+        return None
+    for i, name in enumerate(spec.mappers):
+        if name not in mappers:
+            raise RecipeError(f"ema.mappers[{i}]: {unknown_name_message('mapper', name, mappers)}")
+    half_life = half_life_in_samples(spec.half_life, spec.decay, recipe.train.batch_size)
+    chosen = {name: mappers[name] for name in dict.fromkeys(spec.mappers)}
+    return MapperAverages(chosen, half_life, spec.warmup, recipe.train.batch_size)
 
 
 def _domain(domains: dict[str, Domain], name: str, where: str) -> Domain:

@@ -74,9 +74,9 @@ def translator_of(graph: Graph, given: str | None, option: str | None = None) ->
 
 
 def network(exp: Experiment, name: str) -> nn.Module:
-    """The weights inference runs mapper `name` with, and the one place they are chosen: the
-    trained weights today; an averaged (EMA) copy, once runs keep one, would be picked here."""
-    return exp.graph.mappers[name]
+    """The weights inference runs mapper `name` with: its `[ema]` average where the run keeps
+    one, unless the experiment was opened with `raw_weights` (see `Experiment.inference_graph`)."""
+    return exp.inference_graph().mappers[name]
 
 
 def apply(exp: Experiment, name: str, inputs: Tensor) -> Tensor:

@@ -275,6 +275,17 @@ class ScheduleSpec(Strict):
     )
 
 
+class BestSpec(Strict):
+    """The metric that picks the `best` checkpoint among the evaluations during training."""
+
+    metric: str = Field(description="A metric of the evaluation, as `cyclegen eval` names it (`\"kl\"`).")
+    section: str | None = Field(
+        default=None,
+        description="The evaluated mapper or cycle it belongs to (`\"G: z -> x\"`); needed where several have the metric.",
+    )
+    direction: Literal["min", "max"] = Field(description="Whether lower (`min`) or higher (`max`) is better.")
+
+
 class TrainSpec(Strict):
     """How long to train, where, and what the run directory receives along the way."""
 
@@ -310,6 +321,23 @@ class TrainSpec(Strict):
     checkpoint_every: int = Field(
         default=1000, ge=0, description="Steps between checkpoints; 0: only at the end and on Ctrl-C."
     )
+    eval_every: int = Field(
+        default=0,
+        ge=0,
+        description="Steps between evaluations during training (also at step 0), each on `eval_samples` samples "
+        "and logged to `metrics.jsonl` as an `eval` line; 0: only the final evaluation.",
+    )
+    eval_samples: int = Field(
+        default=500,
+        ge=1,
+        description="Samples per evaluated mapper in the evaluations during training: few, so they cost little "
+        "(the final evaluation uses `eval.samples`).",
+    )
+    best: BestSpec | None = Field(
+        default=None,
+        description="Keep `checkpoints/best.safetensors`, the checkpoint of the evaluation during training with "
+        "the best value of this metric, beside the newest `keep_checkpoints` (`--checkpoint best` uses it).",
+    )
     keep_checkpoints: int = Field(
         default=3,
         ge=1,
@@ -343,6 +371,36 @@ class TrainSpec(Strict):
         "rates, critic spreads, steps/s, sample pictures, the final evaluation) for `tensorboard --logdir "
         'runs`; `metrics.jsonl` is written either way. Needs `pip install "cyclegen[tensorboard]"`.',
     )
+
+
+class EMASpec(Strict):
+    """Exponential moving averages of mappers' weights, which samples, evaluation and every
+    command on a trained run use (`--raw-weights` for the trained ones).
+
+    The half-life counts training samples, as StyleGAN's does, so it means the same at any
+    batch size; `decay` gives it per update instead. During `warmup` the half-life is at most
+    that fraction of the samples trained on so far, so early averages forget the initialisation.
+    """
+
+    mappers: list[str] = Field(min_length=1, description="The mappers to average, by name (`[\"G\"]`).")
+    half_life: int | None = Field(
+        default=None, gt=0, description="Samples after which an update's weight in the average has halved (10_000)."
+    )
+    decay: float | None = Field(
+        default=None, gt=0, lt=1, description="Instead of `half_life`: the share of the average kept at each update (0.999)."
+    )
+    warmup: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="The half-life is at most this fraction of the samples trained on so far (StyleGAN's ramp; 0: none).",
+    )
+
+    @model_validator(mode="after")
+    def _one_speed(self) -> "EMASpec":
+        if (self.half_life is None) == (self.decay is None):
+            raise ValueError("give exactly one of half_life (in samples, 10_000) and decay (per update, 0.999)")
+        return self
 
 
 class EvalSpec(Strict):
@@ -393,6 +451,9 @@ class Recipe(Strict):
     terms: list[TermSpec] = Field(description="The losses that train the networks.")
     optim: dict[str, OptimSpec] = Field(default={}, description="Optimiser groups, by name.")
     schedule: ScheduleSpec = Field(default=ScheduleSpec(), description="What one training step does.")
+    ema: EMASpec | None = Field(
+        default=None, description="Moving averages of mappers' weights, used for samples, evaluation and commands."
+    )
     eval: EvalSpec = Field(default=EvalSpec(), description="Evaluation after training.")
 
     @field_validator("name")
@@ -404,6 +465,12 @@ class Recipe(Strict):
                 "with '.'. The run directory is runs/<name>; pass --out to train somewhere else"
             )
         return name
+
+    @model_validator(mode="after")
+    def _best_needs_evaluations(self) -> "Recipe":
+        if self.train.best is not None and not self.train.eval_every:
+            raise ValueError("train.best picks among the evaluations during training: set train.eval_every too")
+        return self
 
     @model_validator(mode="after")
     def _check_lr_schedules(self) -> "Recipe":

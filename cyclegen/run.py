@@ -13,6 +13,7 @@ previous one; a checkpoint of another run, and a second process, are refused.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -26,13 +27,17 @@ from rich.console import Console
 
 from cyclegen import __version__, distributed, progress
 from cyclegen.allocator import keep_freed_memory
+from cyclegen.best import BestTracker
 from cyclegen.checkpoint import (
+    BEST,
     Checkpoint,
     latest_checkpoint,
     point_latest,
     prune,
+    read_checkpoint,
     save_checkpoint,
     state_bytes,
+    write_checkpoint,
 )
 from cyclegen.critic_watch import CriticWatch
 from cyclegen.distributed import (
@@ -49,7 +54,7 @@ from cyclegen.errors import (
     Interrupted,
     NonFiniteLossError,
 )
-from cyclegen.evaluate import evaluate_experiment, metrics_json
+from cyclegen.evaluate import evaluate_experiment, finite_or_none, metrics_json
 from cyclegen.experiment import CHECKPOINTS, RUN_RECIPE, Experiment, open_recipe
 from cyclegen.files import append_line, atomic_write, reported_write_failures
 from cyclegen.graph import Graph
@@ -74,7 +79,7 @@ from cyclegen.threads import apply_threads
 from cyclegen.trainer import Trainer
 
 #: Recipe sections that define what is trained; a run directory cannot switch them.
-MODEL_SECTIONS = ("seed", "domains", "mappers", "critics", "adversarial", "terms", "optim", "schedule")
+MODEL_SECTIONS = ("seed", "domains", "mappers", "critics", "adversarial", "terms", "optim", "schedule", "ema")
 #: Signals that stop a run gracefully: Ctrl-C, what Slurm, Kubernetes and systemd send to
 #: stop a job, and what Slurm's `--signal` sends ahead of a time limit.
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, name))
@@ -195,6 +200,8 @@ class Run:
         self.board: TensorBoardLog | None = None
         #: The step of the last sample pictures drawn, and their files.
         self.samples_at: tuple[int, list[Path]] | None = None
+        #: The best evaluation during training so far (`train.best`), set up by `prepare`.
+        self.best: BestTracker | None = None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -246,9 +253,16 @@ class Run:
         else:
             self.console.print(f"new run in {self.dir}", highlight=False)
         train = self.recipe.train
+        if train.best is not None:
+            self.best = BestTracker(train.best, self._previous_best())
+        evaluations = ""
+        if train.eval_every:
+            evaluations = f"; evaluations every {train.eval_every:,} steps on {train.eval_samples:,} samples"
+            if self.best is not None:
+                evaluations += f", the best by {self.best.describe()} kept in {self.checkpoint_dir / BEST}"
         self.console.print(
             f"logging to {self.dir / LOG} every {train.log_every:,} steps; samples {_every(train.sample_every)}, "
-            f"checkpoints {_every(train.checkpoint_every)}",
+            f"checkpoints {_every(train.checkpoint_every)}{evaluations}",
             highlight=False,
         )
         barrier()  # every rank has read the directory before rank 0 changes it
@@ -256,11 +270,22 @@ class Run:
             with reported_write_failures("the run directory", "Nothing was trained or lost."):
                 self._write_start(checkpoint)
 
+    def _previous_best(self) -> Checkpoint | None:
+        """The best checkpoint an earlier part of this run kept, if it can be read."""
+        path = self.checkpoint_dir / BEST
+        if not path.is_file():
+            return None
+        try:
+            return read_checkpoint(path)
+        except CheckpointError as exc:
+            self.notice(f"{exc}; the next evaluation's checkpoint replaces it")
+            return None
+
     def _write_start(self, checkpoint: Checkpoint | None) -> None:
         """Make the directory agree with the checkpoint resumed from, or with a fresh start."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "samples").mkdir(exist_ok=True)
-        truncate_log(self.dir, checkpoint.step if checkpoint is not None else 0)
+        truncate_log(self.dir, checkpoint.step if checkpoint is not None else -1)  # nothing kept: all is retrained
         if checkpoint is not None:  # a kill can leave `latest` behind, or one file too many
             point_latest(self.checkpoint_dir, checkpoint.path)
             prune(self.checkpoint_dir, self.recipe.train.keep_checkpoints)
@@ -329,6 +354,8 @@ class Run:
         ) if self.ranks.is_main else None
         if trainer.step_count == 0 and train.sample_every:
             self.write_samples(sampler, 0)
+        if trainer.step_count == 0 and train.eval_every:
+            self.evaluate_during_training(0)
         reporter = Reporter(train.steps, trainer.step_count, self.console, self._warn_if_slow)
         self.window_start = time.perf_counter()
         self.window_step = trainer.step_count
@@ -341,6 +368,8 @@ class Run:
                     shown = None
                     if step % train.log_every == 0 or step == train.steps:
                         shown = self.flush_log()
+                    if train.eval_every and (step % train.eval_every == 0 or step == train.steps):
+                        self.evaluate_during_training(step)
                     if train.checkpoint_every and step % train.checkpoint_every == 0:
                         self.checkpoint()
                     if train.sample_every and step % train.sample_every == 0:
@@ -449,6 +478,15 @@ class Run:
             f"kept; lower the learning rate of {', '.join(groups)} or add gradient clipping."
         )
 
+    def checkpoint_info(self) -> dict[str, Any]:
+        """What every checkpoint's metadata records besides the state."""
+        return {
+            "run": self.identity,
+            "cyclegen_version": __version__,
+            "plugins": self.exp.plugins.versions(),
+            "recipe": self.exp.resolved,
+        }
+
     def checkpoint(self) -> None:
         # Never save a non-finite loss's or update's result: flush_log checks the losses and
         # weights of every step since the last flush, and every trained step is flushed.
@@ -460,12 +498,7 @@ class Run:
         if not self.ranks.is_main:
             self.saved_step = step
             return
-        info: dict[str, Any] = {
-            "run": self.identity,
-            "cyclegen_version": __version__,
-            "plugins": self.exp.plugins.versions(),
-            "recipe": self.exp.resolved,
-        }
+        info = self.checkpoint_info()
         saved = f"the newest checkpoint is step {self.saved_step}" if self.saved_step else "no checkpoint was saved yet"
         with reported_write_failures(
             f"the checkpoint of step {step}",
@@ -477,6 +510,51 @@ class Run:
         self.saved_step = step
 
     # -- evaluation -----------------------------------------------------------------------
+
+    def evaluate_during_training(self, step: int) -> None:
+        """Evaluate on `train.eval_samples` (rank 0) into an `eval` line of the log; a new best
+        value of `train.best` is checkpointed (by every rank, as every checkpoint is)."""
+        self.flush_log()  # the losses and weights since the last line are checked before anything is kept
+        value, improved = math.nan, False
+        if self.ranks.is_main:
+            with self.trainer.runtime.eager():
+                metrics = evaluate_experiment(self.exp, self.recipe.train.eval_samples)
+            record = {"step": step, "time": time.time(), "weights": self.exp.weights_label(),
+                      "eval": finite_or_none(metrics)}
+            append_line(self.dir / LOG, json.dumps(record))
+            if self.board is not None:
+                self.board.eval(step, metrics)
+            if self.best is not None:
+                value = self.best.pick(metrics)
+                improved = self.best.improves(value)
+            self.console.print(self._eval_line(step, metrics, value, improved), highlight=False)
+        if self.best is not None and any_rank(improved, self.exp.device):
+            self.save_best(step, value)
+
+    def _eval_line(self, step: int, metrics: dict[str, dict[str, float]], value: float, improved: bool) -> str:
+        if self.best is None:
+            section, values = next(iter(metrics.items()), ("", {}))
+            shown = ", ".join(f"{key} {number:.4g}" for key, number in list(values.items())[:4])
+            return f"eval at step {step:,} ({section}): {shown}"
+        best = self.best
+        if improved:
+            return f"eval at step {step:,}: {best.describe()} = {value:.4g}, the best so far: saved as {BEST}"
+        kept = f"{best.value:.4g} at step {best.step:,}" if best.value is not None else "none yet"
+        return f"eval at step {step:,}: {best.describe()} = {value:.4g} (best {kept})"
+
+    def save_best(self, step: int, value: float) -> None:
+        """Write the state of `step` as the best checkpoint (rank 0), replacing the previous best."""
+        state = self.trainer.state_dict()  # on every rank: it gathers each rank's noise stream
+        if not self.ranks.is_main:
+            return
+        assert self.best is not None
+        info = {**self.checkpoint_info(), "best": self.best.record(step, value)}
+        with reported_write_failures(
+            f"the best checkpoint of step {step}",
+            f"The previous {BEST}, if any, and the regular checkpoints are intact: make room, then run the "
+            "same command again to resume.",
+        ):
+            write_checkpoint(self.checkpoint_dir / BEST, step, state, info)
 
     def evaluate(self) -> dict[str, dict[str, float]]:
         """The final evaluation, in float32 and with eager networks (as `cyclegen eval` runs it)."""

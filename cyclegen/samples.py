@@ -18,6 +18,9 @@ from cyclegen.streams import domain_generator
 class SampleWriter:
     """Shows each generating mapper's outputs, each translation and each data cycle, through the domains' display.
 
+    Mappers with an `[ema]` average are shown by their average, as samples and evaluation
+    after training run them, and captioned "EMA".
+
     Fixed inputs are drawn once (the same at every step, so grids can be compared over
     time); fresh inputs come from a stream seeded by the step, so writing samples never
     touches the training streams. Each picture is captioned with what it shows and the step,
@@ -25,7 +28,8 @@ class SampleWriter:
     """
 
     def __init__(self, graph: Graph, seed: int, count: int, device: torch.device, directory: Path) -> None:
-        self.graph, self.seed, self.count, self.device, self.directory = graph, seed, count, device, directory
+        self.graph, self.seed, self.count, self.device, self.directory = graph.averaged(), seed, count, device, directory
+        self.averaged = set(graph.averages.names()) if graph.averages else set()
         shown = [name for name, domain in graph.domains.items() if domain.can_show]
         ends = graph.mapper_ends
         self.fixed = {name: self._draw(ends[name][0], "fixed") for name in samplers(graph) if ends[name][1] in shown}
@@ -54,20 +58,25 @@ class SampleWriter:
             show = self.graph.domains[target].show
             for label, noise, batch in (("fixed", "fixed", inputs), ("random", "fresh", fresh)):
                 outputs = map_in_chunks(self.graph.mappers[name], batch, self.device)
-                written.append(self._show(show, f"{name}-{label}", step, f"{name}({source}), {noise} noise", outputs))
+                shown = f"{name}({source}){self._ema(name)}, {noise} noise"
+                written.append(self._show(show, f"{name}-{label}", step, shown, outputs))
         for name, inputs in self.translations.items():
             source, target = self.graph.mapper_ends[name]
             outputs = map_in_chunks(self.graph.mappers[name], inputs, self.device)
-            caption = f"{name} ({source} -> {target}): input | translation"
+            caption = f"{name}{self._ema(name)} ({source} -> {target}): input | translation"
             written.append(self._show(self.graph.domains[target].show_pairs, f"{name}-translation", step, caption,
                                       inputs, outputs))
         for path, inputs in self.cycles.items():
             with torch.no_grad(), eval_mode(list(self.graph.mappers.values())):
                 outputs = self.graph.evaluate([path], {path.start: inputs.to(self.device)})[path].cpu()
             slug = "-".join((path.start, *path.mappers))
+            averaged = " (EMA)" if self.averaged & set(path.mappers) else ""
             written.append(self._show(self.graph.domains[path.start].show_pairs, f"cycle-{slug}", step,
-                                      f"{path}: input | reconstruction", inputs, outputs))
+                                      f"{path}{averaged}: input | reconstruction", inputs, outputs))
         return written
+
+    def _ema(self, name: str) -> str:
+        return " EMA" if name in self.averaged else ""
 
     def _show(self, method: Callable[..., Path], stem: str, step: int, caption: str, *batches: Tensor) -> Path:
         """One picture through a domain's `show` or `show_pairs`, captioned with `caption` and the step."""

@@ -37,6 +37,8 @@ def describe(exp: Experiment) -> list[RenderableType]:
         f"compile {'on' if train.compile else 'off'}",
         f"length: {length_summary(graph, recipe)} (updates per step: {per_step})",
     ]
+    if (averaged := averages_line(exp)) is not None:
+        lines.append(averaged)
     histories = [f"{name} keeps {spec.history}" for name, spec in recipe.critics.items() if spec.history]
     if histories:
         lines.append(f"sample histories: {', '.join(histories)} past fakes per path")
@@ -57,12 +59,26 @@ def start_up_lines(exp: Experiment) -> list[str]:
         f"length: {length_summary(graph, exp.recipe)}; a step is {graph.critic_steps} critic round(s), "
         f"then {exp.recipe.schedule.mapper_steps} mapper update(s)",
     ]
+    if (averaged := averages_line(exp)) is not None:
+        lines.append(averaged)
     if train.expects_gpu and exp.device.type == "cpu":
         lines.append(
             "warning: this recipe is sized for a GPU (train.expects_gpu) and trains on the CPU; its "
             "duration is estimated once the first steps are timed"
         )
     return lines
+
+
+def averages_line(exp: Experiment) -> str | None:
+    """What `[ema]` averages and how fast, or None without it."""
+    averages, spec = exp.graph.averages, exp.recipe.ema
+    if averages is None or spec is None:
+        return None
+    warmup = f", warm-up {spec.warmup:g} of the samples seen" if spec.warmup else ""
+    return (
+        f"ema: averages of {', '.join(averages.names())}, half-life {averages.half_life:,.0f} samples{warmup}; "
+        "samples and evaluation use them (--raw-weights: the trained mappers)"
+    )
 
 
 def parameters(module: nn.Module) -> int:

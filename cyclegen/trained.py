@@ -33,20 +33,23 @@ def load(
     *,
     trust_plugins: bool = False,
     device: str | torch.device | None = None,
+    raw_weights: bool = False,
 ) -> TrainedModel:
-    """The run in `run_dir` with the weights of `checkpoint` (default: its latest readable one).
+    """The run in `run_dir` with the weights of `checkpoint` (default: its latest readable one;
+    "best": the best checkpoint that `train.best` keeps).
 
     `trust_plugins` allows the local plugin files the run's recipe names (they are code, run
     as you); `device` overrides the recipe's `train.device` ("cpu", "cuda", "auto", ...).
+    Mappers the recipe averages (`[ema]`) run as their averages unless `raw_weights`.
     """
-    if checkpoint is not None and not Path(checkpoint).is_file():
+    if checkpoint is not None and str(checkpoint) != "best" and not Path(checkpoint).is_file():
         raise CycleGenError(
             f"checkpoint {checkpoint} is not a file; a run's checkpoints are in {Path(run_dir) / CHECKPOINTS}, "
-            "or leave checkpoint out for the latest"
+            'or leave checkpoint out for the latest ("best" for the best)'
         )
     target = None if device is None else usable_device(device)
     exp = open_trained(Path(run_dir), None if checkpoint is None else Path(checkpoint), trust_plugins=trust_plugins,
-                       device=target)
+                       device=target, raw_weights=raw_weights)
     return TrainedModel(exp, Path(run_dir))
 
 
@@ -90,6 +93,11 @@ class TrainedModel:
     def mappers(self) -> dict[str, tuple[str, str]]:
         """Each mapper's name and its (source, target) domains."""
         return dict(self._exp.graph.mapper_ends)
+
+    @property
+    def weights(self) -> str:
+        """Which weights run: "EMA of G, E" (the recipe's `[ema]` averages) or "trained"."""
+        return self._exp.weights_label()
 
     @property
     def device(self) -> torch.device:

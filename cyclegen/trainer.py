@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from cyclegen.distributed import SINGLE, Ranks
-from cyclegen.graph import WEIGHTS_KEY, Graph, Route, Term
+from cyclegen.graph import Graph, Route, Term
 from cyclegen.history import SampleHistory
 from cyclegen.optim import OptimGroup, build_optim_groups
 from cyclegen.recipe import Recipe
@@ -40,8 +40,8 @@ class Trainer:
     it, and every backward has its gradient scaler (enabled for fp16 only): one for the
     mapper phase, which backpropagates all mapper groups at once, and one per critic group.
 
-    Stateful: `state_dict()` holds the step and every part in `parts` (weights, optimiser
-    groups, gradient scalers, random streams, sample histories).
+    Stateful: `state_dict()` holds the step and every part in `parts` (weights and their
+    moving averages, optimiser groups, gradient scalers, random streams, sample histories).
     """
 
     def __init__(self, graph: Graph, recipe: Recipe, device: torch.device, ranks: Ranks = SINGLE) -> None:
@@ -77,9 +77,10 @@ class Trainer:
             if recipe.critics[name].history
             for path in self.critic_fake_paths[name]
         }
+        self.averages = graph.averages
         self.parts = Parts(
             {
-                WEIGHTS_KEY: graph,
+                **graph.weight_parts(),
                 "optim": Parts({group.name: group for group in self.groups}),
                 "scalers": self.runtime,
                 "rng": process_streams,
@@ -247,6 +248,8 @@ class Trainer:
             for group in self.mapper_groups:
                 group.step(self.mapper_scaler)
             self.mapper_scaler.update()
+            if self.averages is not None:
+                self.averages.update()
             detached = [loss.detach() for loss in losses]
             totals = [t + d for t, d in zip(totals, detached)] if totals else detached
         return [_mean(t, steps) for t in totals]

@@ -23,6 +23,11 @@ SHARED_ZIP = Path(os.environ.get("CYCLEGEN_TEST_FACES") or SHARED_FACES)
 #: Why a test that needs them is skipped.
 NO_FACES = (f"needs real faces at {SHARED_ZIP} (absent on a fresh clone; set CYCLEGEN_TEST_FACES to a zip or "
             "folder of faces)")
+#: Real MNIST for the Stacked MNIST tests that need it: the usual mnist.npz, by default the shared copy.
+SHARED_MNIST_NPZ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist.npz"
+SHARED_MNIST = Path(os.environ.get("CYCLEGEN_TEST_MNIST") or SHARED_MNIST_NPZ)
+NO_MNIST = (f"needs real MNIST at {SHARED_MNIST} (absent on a fresh clone; set CYCLEGEN_TEST_MNIST to an "
+            "mnist.npz)")
 
 AEGAN_TERMS = [
     {"critic": "Dx", "path": "z -> G"},
@@ -64,6 +69,11 @@ def aegan_data(**train: Any) -> dict[str, Any]:
         },
         "eval": {"samples": 200},
     }
+
+
+def with_ema(data: dict[str, Any], *mappers: str, half_life: int = 64, warmup: float = 0.05) -> dict[str, Any]:
+    """`data` with an `[ema]` section averaging `mappers` (default: every mapper)."""
+    return {**data, "ema": {"mappers": list(mappers or data["mappers"]), "half_life": half_life, "warmup": warmup}}
 
 
 def write_recipe(directory: Path, data: dict[str, Any], name: str = "recipe.toml") -> Path:

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from cyclegen.checkpoint import latest_checkpoint
-from tests.conftest import aegan_data, write_recipe
+from tests.conftest import aegan_data, with_ema, write_recipe
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -34,7 +34,7 @@ def torchrun(*args: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = aegan_data(steps=8, batch_size=32, checkpoint_every=4, log_every=4, sample_every=4, threads=1)
+    data = with_ema(aegan_data(steps=8, batch_size=32, checkpoint_every=4, log_every=4, sample_every=4, threads=1), "G")
     return write_recipe(tmp_path_factory.mktemp("ddp"), data)
 
 
@@ -82,9 +82,11 @@ def test_cli_under_torchrun_resumes_exactly(recipe: Path, two_ranks: Path, tmp_p
     assert "resuming from" in resumed.stdout and resumed.stdout.count("trained 8 steps") == 1
     checkpoint = latest_checkpoint(run / "checkpoints")
     straight = load_file(str(two_ranks / "rank0.safetensors"))
+    assert any(key.startswith("ema.") for key in straight)
     for key, value in straight.items():
         name, rest = key.split(".", 1)
-        assert torch.equal(checkpoint.tensors[f"net.{name}.{rest}"], value), key
+        stored = f"ema.weights.{rest}" if name == "ema" else f"net.{name}.{rest}"
+        assert torch.equal(checkpoint.tensors[stored], value), key
 
 
 def test_global_batch_must_split_evenly(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from cyclegen.checkpoint import checkpoint_files, read_checkpoint
 from cyclegen.errors import CycleGenError, NonFiniteLossError, RecipeError
 from cyclegen.experiment import open_recipe
 from cyclegen.run import Run
-from tests.conftest import aegan_data, write_recipe
+from tests.conftest import aegan_data, with_ema, write_recipe
 
 QUIET = Console(quiet=True)
 
@@ -26,16 +26,17 @@ def train(recipe: Path, run_dir: Path, overrides: list[str] = ()) -> Run:
 
 
 def all_weights(run: Run) -> dict[str, torch.Tensor]:
-    return {
-        f"{name}.{key}": value.clone()
-        for name, net in run.trainer.graph.networks.items()
-        for key, value in net.state_dict().items()
-    }
+    """Every network's weights, and every `[ema]` average's as `ema.<mapper>.<key>`."""
+    graph = run.trainer.graph
+    networks = list(graph.networks.items())
+    if graph.averages is not None:
+        networks += [(f"ema.{name}", graph.averages[name]) for name in graph.averages.names()]
+    return {f"{name}.{key}": value.clone() for name, net in networks for key, value in net.state_dict().items()}
 
 
 @pytest.mark.parametrize("schedule", ["joint", "single-class"])
 def test_resume_is_bit_exact(tmp_path: Path, schedule: str) -> None:
-    data = aegan_data(steps=16, checkpoint_every=0, sample_every=4)  # sampling must not disturb training
+    data = with_ema(aegan_data(steps=16, checkpoint_every=0, sample_every=4))  # sampling must not disturb training
     data["schedule"] = {"critic_batches": schedule, "mapper_steps": 2}
     recipe = write_recipe(tmp_path, data)
     straight = train(recipe, tmp_path / "straight")

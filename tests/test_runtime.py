@@ -17,7 +17,7 @@ from cyclegen.cli import app
 from cyclegen.errors import RecipeError
 from cyclegen.experiment import check_precision, open_recipe
 from cyclegen.trainer import Trainer
-from tests.conftest import aegan_data, write_recipe
+from tests.conftest import aegan_data, with_ema, write_recipe
 from tests.test_images import half_and_half
 from tests.test_run import train
 
@@ -31,7 +31,7 @@ def trainer_for(tmp_path: Path, data: dict[str, Any], name: str = "recipe.toml")
 
 def gan_data(**train: Any) -> dict[str, Any]:
     """The tiny AEGAN cut down to a GAN (one generator, one critic) with an R1 penalty."""
-    data = aegan_data(**train)
+    data = with_ema(aegan_data(**train), "G", half_life=32, warmup=0)
     del data["mappers"]["E"], data["critics"]["Dz"]
     data["terms"] = [{"critic": "Dx", "path": "z -> G"}]
     data["optim"] = {}
@@ -56,11 +56,15 @@ def conv_gan_data(root: Path, **train: Any) -> dict[str, Any]:
         "mappers": {"G": {"type": "dcgan-generator", "from": "z", "to": "x", "base": 2}},
         "critics": {"Dx": {"type": "dcgan-critic", "domain": "x", "base": 2}},
         "terms": [{"critic": "Dx", "path": "z -> G"}],
+        "ema": {"mappers": ["G"], "half_life": 8, "warmup": 0},  # G has batch norm: buffers are copied
     }
 
 
 def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
-    networks = trainer.graph.networks.items()
+    """Every network's weights, and every `[ema]` average's as `ema.<mapper>.<key>`."""
+    networks = list(trainer.graph.networks.items())
+    if trainer.graph.averages is not None:
+        networks += [(f"ema.{name}", trainer.graph.averages[name]) for name in trainer.graph.averages.names()]
     return {f"{name}.{key}": value.clone() for name, net in networks for key, value in net.state_dict().items()}
 
 
@@ -78,10 +82,11 @@ def record_output_dtypes(trainer: Trainer, kind: type[nn.Module]) -> set[torch.d
 
 
 def test_bf16_runs_the_networks_in_bf16_and_the_losses_in_float32(tmp_path: Path) -> None:
-    trainer = trainer_for(tmp_path, aegan_data(precision="bf16"))
+    trainer = trainer_for(tmp_path, with_ema(aegan_data(precision="bf16")))
     seen = record_output_dtypes(trainer, nn.Linear)
     losses = torch.stack([trainer.step() for _ in range(3)])
     assert seen == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in trainer.graph.averages["G"].parameters())  # averages stay float32
     assert losses.dtype == torch.float32 and torch.isfinite(losses).all()
     assert all(fake.dtype == torch.float32 for fake in trainer.make_fakes().values())
     fp32 = trainer_for(tmp_path, aegan_data(), "fp32.toml")
@@ -93,7 +98,7 @@ def test_bf16_runs_the_networks_in_bf16_and_the_losses_in_float32(tmp_path: Path
 
 
 def test_fp16_trains_with_scalers_that_resume_bit_exactly(tmp_path: Path) -> None:
-    data = aegan_data(steps=16, checkpoint_every=0, sample_every=4, precision="fp16")
+    data = with_ema(aegan_data(steps=16, checkpoint_every=0, sample_every=4, precision="fp16"))
     recipe = write_recipe(tmp_path, data)
     straight = train(recipe, tmp_path / "straight")
     train(recipe, tmp_path / "halves", ["train.steps=8"])
@@ -153,7 +158,7 @@ def test_channels_last_converts_conv_weights_and_image_batches_only(tmp_path: Pa
     state = nhwc.state_dict()
     tensors, _ = flatten(state)
     assert all(t.is_contiguous() for t in tensors.values())
-    default.graph.load_state_dict(state["net"])
+    default.graph.weight_parts().load_state_dict(state)  # the weights and their averages
     assert all(torch.equal(value, trained[key]) for key, value in weights(default).items())
 
 
