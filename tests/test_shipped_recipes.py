@@ -11,11 +11,13 @@ from cyclegen.experiment import open_recipe
 from cyclegen.trainer import Trainer
 from tests.conftest import NO_FACES, SHARED_ZIP
 from tests.test_images import half_and_half
+from tests.test_stacked_mnist import synthetic_mnist
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 CYCLEGAN = sorted(RECIPES.glob("cyclegan_*.toml"))
 ANIME = sorted(set(RECIPES.glob("*_anime*.toml")) - set(CYCLEGAN))
-TOY = sorted(set(RECIPES.glob("*.toml")) - set(ANIME) - set(CYCLEGAN))
+MNIST = sorted(RECIPES.glob("*_stacked_mnist.toml"))
+TOY = sorted(set(RECIPES.glob("*.toml")) - set(ANIME) - set(CYCLEGAN) - set(MNIST))
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +42,12 @@ def test_toy_recipes_validate(recipe: Path) -> None:
 def test_anime_recipes_validate(recipe: Path, faces: Path) -> None:
     exp = open_anime(recipe, faces)
     assert exp.recipe.train.batch_size == 16 and exp.graph.domains["z"].shape == (32,)
+
+
+@pytest.mark.parametrize("recipe", MNIST, ids=lambda p: p.stem)
+def test_stacked_mnist_recipes_validate(recipe: Path, tmp_path: Path) -> None:
+    exp = open_recipe(recipe, [f"domains.x.source={str(synthetic_mnist(tmp_path / 'mnist.npz'))!r}"])
+    assert exp.recipe.eval.samples == 26_000 and exp.graph.domains["x"].shape == (3, 32, 32)
 
 
 def test_aegan_anime_follows_the_reference(faces: Path) -> None:
