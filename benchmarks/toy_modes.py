@@ -6,11 +6,18 @@ which differs from the AEGAN recipe only in its adversarial loss) once per seed 
 line, reads each run's `eval.json` (the "G: z -> x" section), times each run, and prints
 a markdown table of mean ± std (and min) over seeds, then per-seed rows for AEGAN.
 
+A recipe with an `[ema]` section is scored twice from the same run: by its averaged G (what
+`eval.json` holds, the default of every command) and by its trained G (`cyclegen eval
+--raw-weights`), the row "<family> raw": the moving average does not change training, so
+this is the run with EMA off. The goal line counts the seeds that cover every mode with at
+least 90% high-quality samples and KL at most 0.05.
+
     python benchmarks/toy_modes.py                 # 3 families x 2 datasets x 5 seeds
     python benchmarks/toy_modes.py --families aegan --datasets grid --seeds 2 --steps 500
     python benchmarks/toy_modes.py --families aegan aegan-wgan --datasets grid   # bce vs wgan-gp
+    python benchmarks/toy_modes.py --families aegan --seeds 10 --threads 2       # another thread count
 
-Each run uses one thread (`train.threads=1`); `--jobs` runs that many at once.
+Each run uses `--threads` threads (default 1); `--jobs` runs that many at once.
 """
 
 from __future__ import annotations
@@ -63,14 +70,17 @@ def recipe_of(job: Job) -> Path:
     return RECIPES / f"{family}_{job.dataset}{'_' + variant if variant else ''}.toml"
 
 
-def run_one(job: Job, workdir: Path, steps: int | None, overrides: list[str] = ()) -> dict[str, float]:
-    """Train one recipe for one seed; return its G metrics plus the wall time in seconds."""
+def run_one(
+    job: Job, workdir: Path, steps: int | None, overrides: list[str] = (), threads: int = 1
+) -> dict[str, dict[str, float]]:
+    """Train one recipe for one seed; return its G metrics plus the wall time in seconds, under
+    "ema" (eval.json) and, for a recipe with `[ema]`, "raw" (the trained G of the same run)."""
     out = workdir / f"{job.family}_{job.dataset}_seed{job.seed}"
     if out.exists():
         shutil.rmtree(out)  # a fresh run, never a resume
     command = [
         *cyclegen_command(), "run", str(recipe_of(job)),
-        "--out", str(out), "--set", f"seed={job.seed}", "--set", "train.threads=1",
+        "--out", str(out), "--set", f"seed={job.seed}", "--set", f"train.threads={threads}",
     ]
     if steps is not None:
         command += ["--set", f"train.steps={steps}"]
@@ -80,10 +90,25 @@ def run_one(job: Job, workdir: Path, steps: int | None, overrides: list[str] = (
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    metrics = json.loads((out / "eval.json").read_text())[SECTION]
-    result = {key: math.nan if value is None else float(value) for key, value in metrics.items()}
+    results = {"ema": g_metrics(json.loads((out / "eval.json").read_text()), wall)}
+    if "[ema]" in (out / "recipe.toml").read_text():
+        raw = subprocess.run([*cyclegen_command(), "eval", str(out), "--raw-weights", "--json"],
+                             capture_output=True, text=True, check=True)
+        results["raw"] = g_metrics(json.loads(raw.stdout), wall)
+    return results
+
+
+def g_metrics(evaluation: dict[str, dict[str, float | None]], wall: float) -> dict[str, float]:
+    """The generator's section of an evaluation, NaN for undefined values, with the wall time."""
+    result = {key: math.nan if value is None else float(value) for key, value in evaluation[SECTION].items()}
     result["wall s"] = wall
     return result
+
+
+def meets_goal(result: dict[str, float]) -> bool:
+    """Every mode covered, at least 90% high-quality samples, KL at most 0.05."""
+    return (result["modes covered"] == result["modes total"] and result["high quality %"] >= 90
+            and result["kl"] <= 0.05)
 
 
 def summary_cell(values: list[float], decimals: int) -> str:
@@ -97,24 +122,28 @@ def summary_cell(values: list[float], decimals: int) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f} (min {min(finite):.{decimals}f}){missing}"
 
 
-def markdown_table(results: dict[Job, dict[str, float]], families: list[str], datasets: list[str]) -> str:
+def markdown_table(results: dict[tuple[str, str, int], dict[str, float]], rows: list[str], datasets: list[str]) -> str:
+    """Summary rows (mean ± std (min), seeds meeting the goal) per dataset and row label, then
+    per-seed rows of every AEGAN row label."""
     lines = [
-        "| dataset | family | seeds | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
-        "|---|---|---|" + "---|" * len(COLUMNS),
+        "| dataset | run | seeds | goal met | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
+        "|---|---|---|---|" + "---|" * len(COLUMNS),
     ]
     for dataset in datasets:
-        for family in families:
-            runs = [r for job, r in results.items() if job.family == family and job.dataset == dataset]
+        for row in rows:
+            runs = [r for (label, d, _), r in results.items() if label == row and d == dataset]
+            if not runs:
+                continue
             cells = [summary_cell([r[key] for r in runs], decimals) for key, _, decimals in COLUMNS]
-            lines.append(f"| {dataset} | {family} | {len(runs)} | " + " | ".join(cells) + " |")
-    if any(family.startswith("aegan") for family in families):
-        lines += ["", "| dataset | family | seed | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+            met = sum(meets_goal(r) for r in runs)
+            lines.append(f"| {dataset} | {row} | {len(runs)} | {met}/{len(runs)} | " + " | ".join(cells) + " |")
+    aegan = sorted((key, r) for key, r in results.items() if key[0].startswith("aegan"))
+    if aegan:
+        lines += ["", "| dataset | run | seed | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
                   "|---|---|---|" + "---|" * len(COLUMNS)]
-        ordered = sorted(results.items(), key=lambda item: (item[0].dataset, item[0].family, item[0].seed))
-        for job, r in ordered:
-            if job.family.startswith("aegan"):
-                cells = [f"{r[key]:.{decimals}f}" for key, _, decimals in COLUMNS]
-                lines.append(f"| {job.dataset} | {job.family} | {job.seed} | " + " | ".join(cells) + " |")
+        for (label, dataset, seed), r in sorted(aegan, key=lambda item: (item[0][1], item[0][0], item[0][2])):
+            cells = [f"{r[key]:.{decimals}f}" for key, _, decimals in COLUMNS]
+            lines.append(f"| {dataset} | {label} | {seed} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -123,7 +152,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per family and dataset (default 5)")
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--jobs", type=int, default=2, help="runs at once, one thread each (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="train.threads of every run (default 1)")
     parser.add_argument("--steps", type=int, help="override train.steps of every recipe")
     parser.add_argument("--workdir", type=Path, help="where run directories go (default: a temporary folder)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override for every run")
@@ -135,15 +165,21 @@ def main() -> None:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
 
-        def run(job: Job) -> dict[str, float]:
-            result = run_one(job, workdir, args.steps, args.overrides)
-            print(f"{job.family} {job.dataset} seed {job.seed}: "
-                  + ", ".join(f"{k} {result[k]:.3g}" for k, _, _ in COLUMNS), file=sys.stderr, flush=True)
+        def run(job: Job) -> dict[str, dict[str, float]]:
+            result = run_one(job, workdir, args.steps, args.overrides, args.threads)
+            for weights, r in result.items():
+                print(f"{job.family} {job.dataset} seed {job.seed} ({weights}): "
+                      + ", ".join(f"{k} {r[k]:.3g}" for k, _, _ in COLUMNS), file=sys.stderr, flush=True)
             return result
 
         with ThreadPoolExecutor(args.jobs) as pool:
-            results = dict(zip(jobs, pool.map(run, jobs)))
-    print(markdown_table(results, args.families, args.datasets))
+            outcomes = dict(zip(jobs, pool.map(run, jobs)))
+    results = {
+        (job.family if weights == "ema" else f"{job.family} raw", job.dataset, job.seed): r
+        for job, outcome in outcomes.items() for weights, r in outcome.items()
+    }
+    rows = list(dict.fromkeys(label for label, _, _ in results))
+    print(markdown_table(results, rows, args.datasets))
 
 
 if __name__ == "__main__":
