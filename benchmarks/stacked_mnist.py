@@ -16,17 +16,13 @@ once (`--jobs 2 --threads 1` trains two runs side by side on a 2-core machine).
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from seed_runs import numbers, summary_cell, train_fresh
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "recipes"
@@ -48,50 +44,15 @@ class Job:
     seed: int
 
 
-def cyclegen_command() -> list[str]:
-    """The `cyclegen` executable next to this Python, else on PATH, else `python -m cyclegen`."""
-    beside = Path(sys.executable).with_name("cyclegen")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("cyclegen")
-    return [found] if found else [sys.executable, "-m", "cyclegen"]
-
-
 def run_one(
     job: Job, workdir: Path, data: Path, steps: int | None, threads: int, overrides: list[str]
 ) -> dict[str, float]:
     """Train one recipe for one seed; return its G metrics plus the wall time in seconds."""
-    out = workdir / f"{job.family}_seed{job.seed}"
-    if out.exists():
-        shutil.rmtree(out)  # a fresh run, never a resume
-    command = [
-        *cyclegen_command(), "run", str(RECIPES / f"{job.family}_stacked_mnist.toml"), "--out", str(out),
-        "--set", f"domains.x.source={str(data)!r}", "--set", f"seed={job.seed}", "--set", f"train.threads={threads}",
-    ]
-    if steps is not None:
-        command += ["--set", f"train.steps={steps}"]
-    command += [part for item in overrides for part in ("--set", item)]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    metrics = json.loads((out / "eval.json").read_text())[SECTION]
-    result = {key: math.nan if value is None else float(value) for key, value in metrics.items()}
-    result["wall s"] = wall
-    return result
-
-
-def summary_cell(values: list[float], decimals: int, larger_is_better: bool) -> str:
-    """'mean ± std (worst x)' over seeds; NaN values are counted apart."""
-    finite = [v for v in values if math.isfinite(v)]
-    missing = f" [{len(values) - len(finite)} NaN]" if len(finite) < len(values) else ""
-    if not finite:
-        return "n/a" + missing
-    mean = statistics.fmean(finite)
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    worst = min(finite) if larger_is_better else max(finite)
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f} (worst {worst:.{decimals}f}){missing}"
+    settings = [f"domains.x.source={str(data)!r}", f"seed={job.seed}", f"train.threads={threads}",
+                *([f"train.steps={steps}"] if steps is not None else []), *overrides]
+    evaluation, wall = train_fresh(RECIPES / f"{job.family}_stacked_mnist.toml", workdir / f"{job.family}_seed{job.seed}",
+                                   settings)
+    return numbers(evaluation[SECTION], wall)
 
 
 def markdown_table(results: dict[Job, dict[str, float]], families: list[str]) -> str:
@@ -99,7 +60,8 @@ def markdown_table(results: dict[Job, dict[str, float]], families: list[str]) ->
     lines = [f"| family | seeds | {headers} |", "|---|---|" + "---|" * len(COLUMNS)]
     for family in families:
         runs = [r for job, r in results.items() if job.family == family]
-        cells = [summary_cell([r[key] for r in runs], decimals, better) for key, _, decimals, better in COLUMNS]
+        cells = [summary_cell([r[key] for r in runs], decimals, max if not better else min, "worst")
+                 for key, _, decimals, better in COLUMNS]
         lines.append(f"| {family} | {len(runs)} | " + " | ".join(cells) + " |")
     lines += ["", f"| family | seed | {headers} |", "|---|---|" + "---|" * len(COLUMNS)]
     for job, r in sorted(results.items(), key=lambda item: (families.index(item[0].family), item[0].seed)):

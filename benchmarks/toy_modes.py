@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from seed_runs import cyclegen_command, numbers, summary_cell, train_fresh
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 FAMILIES = ("gan", "aae", "aegan", "aegan-wgan", "wgan")
@@ -56,15 +54,6 @@ class Job:
     seed: int
 
 
-def cyclegen_command() -> list[str]:
-    """The `cyclegen` executable next to this Python, else on PATH, else `python -m cyclegen`."""
-    beside = Path(sys.executable).with_name("cyclegen")
-    if beside.is_file():
-        return [str(beside)]
-    found = shutil.which("cyclegen")
-    return [found] if found else [sys.executable, "-m", "cyclegen"]
-
-
 def recipe_of(job: Job) -> Path:
     family, _, variant = job.family.partition("-")
     return RECIPES / f"{family}_{job.dataset}{'_' + variant if variant else ''}.toml"
@@ -76,50 +65,21 @@ def run_one(
     """Train one recipe for one seed; return its G metrics plus the wall time in seconds, under
     "ema" (eval.json) and, for a recipe with `[ema]`, "raw" (the trained G of the same run)."""
     out = workdir / f"{job.family}_{job.dataset}_seed{job.seed}"
-    if out.exists():
-        shutil.rmtree(out)  # a fresh run, never a resume
-    command = [
-        *cyclegen_command(), "run", str(recipe_of(job)),
-        "--out", str(out), "--set", f"seed={job.seed}", "--set", f"train.threads={threads}",
-    ]
-    if steps is not None:
-        command += ["--set", f"train.steps={steps}"]
-    command += [part for item in overrides for part in ("--set", item)]
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    results = {"ema": g_metrics(json.loads((out / "eval.json").read_text()), wall)}
+    settings = [f"seed={job.seed}", f"train.threads={threads}", *([f"train.steps={steps}"] if steps else []),
+                *overrides]
+    evaluation, wall = train_fresh(recipe_of(job), out, settings)
+    results = {"ema": numbers(evaluation[SECTION], wall)}
     if "[ema]" in (out / "recipe.toml").read_text():
         raw = subprocess.run([*cyclegen_command(), "eval", str(out), "--raw-weights", "--json"],
                              capture_output=True, text=True, check=True)
-        results["raw"] = g_metrics(json.loads(raw.stdout), wall)
+        results["raw"] = numbers(json.loads(raw.stdout)[SECTION], wall)
     return results
-
-
-def g_metrics(evaluation: dict[str, dict[str, float | None]], wall: float) -> dict[str, float]:
-    """The generator's section of an evaluation, NaN for undefined values, with the wall time."""
-    result = {key: math.nan if value is None else float(value) for key, value in evaluation[SECTION].items()}
-    result["wall s"] = wall
-    return result
 
 
 def meets_goal(result: dict[str, float]) -> bool:
     """Every mode covered, at least 90% high-quality samples, KL at most 0.05."""
     return (result["modes covered"] == result["modes total"] and result["high quality %"] >= 90
             and result["kl"] <= 0.05)
-
-
-def summary_cell(values: list[float], decimals: int) -> str:
-    """'mean ± std (min x)' over seeds; NaN values (KL with no good sample) are counted apart."""
-    finite = [v for v in values if math.isfinite(v)]
-    missing = f" [{len(values) - len(finite)} NaN]" if len(finite) < len(values) else ""
-    if not finite:
-        return "n/a" + missing
-    mean = statistics.fmean(finite)
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f} (min {min(finite):.{decimals}f}){missing}"
 
 
 def markdown_table(results: dict[tuple[str, str, int], dict[str, float]], rows: list[str], datasets: list[str]) -> str:
