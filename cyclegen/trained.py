@@ -17,7 +17,7 @@ from torch import Tensor
 
 from cyclegen import inference
 from cyclegen.errors import CycleGenError
-from cyclegen.experiment import CHECKPOINTS, Experiment, open_trained, usable_device
+from cyclegen.experiment import CHECKPOINTS, Experiment, named_checkpoint, open_trained, usable_device
 from cyclegen.interfaces import Domain
 from cyclegen.recipe import Recipe
 
@@ -42,14 +42,14 @@ def load(
     as you); `device` overrides the recipe's `train.device` ("cpu", "cuda", "auto", ...).
     Mappers the recipe averages (`[ema]`) run as their averages unless `raw_weights`.
     """
-    if checkpoint is not None and str(checkpoint) != "best" and not Path(checkpoint).is_file():
+    chosen = named_checkpoint(Path(run_dir), None if checkpoint is None else Path(checkpoint))
+    if chosen is not None and not chosen.is_file():
         raise CycleGenError(
             f"checkpoint {checkpoint} is not a file; a run's checkpoints are in {Path(run_dir) / CHECKPOINTS}, "
             'or leave checkpoint out for the latest ("best" for the best)'
         )
     target = None if device is None else usable_device(device)
-    exp = open_trained(Path(run_dir), None if checkpoint is None else Path(checkpoint), trust_plugins=trust_plugins,
-                       device=target, raw_weights=raw_weights)
+    exp = open_trained(Path(run_dir), chosen, trust_plugins=trust_plugins, device=target, raw_weights=raw_weights)
     return TrainedModel(exp, Path(run_dir))
 
 

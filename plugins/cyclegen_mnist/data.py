@@ -85,8 +85,3 @@ def check_split(path: Path, arrays: dict[str, np.ndarray], split: str, found: li
         raise ValueError(f"MNIST source {path}: {y_key} should be {len(x)} labels 0-9, got {y.shape} {y.dtype}; "
                          f"{hint}")
     return Digits(pad(torch.from_numpy(np.ascontiguousarray(x))), torch.from_numpy(y.astype(np.int64)))
-
-
-def to_float(pixels: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1], as the image domain scales pixels."""
-    return pixels.float().div_(127.5).sub_(1.0)

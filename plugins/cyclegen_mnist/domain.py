@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from cyclegen_images.domain import to_float
 from cyclegen_images.grid import save_grid
 from cyclegen_images.metrics import PSNR, ReconstructionL1
 from torch import Tensor
 
 from cyclegen import Domain, Metric, PairMetric
 from cyclegen_mnist.classifier import load_classifier
-from cyclegen_mnist.data import SIZE, load_mnist, to_float
+from cyclegen_mnist.data import SIZE, load_mnist
 from cyclegen_mnist.metrics import DIGITS, StackedModes
 
 

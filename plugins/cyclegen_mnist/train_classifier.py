@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from cyclegen_images.domain import to_float
 from safetensors.torch import save_file
 from torch import Tensor
 
 from cyclegen_mnist.classifier import DigitClassifier, classify
-from cyclegen_mnist.data import load_mnist, to_float
+from cyclegen_mnist.data import load_mnist
 
 
 def shifted(digits: Tensor, shift: int, generator: torch.Generator) -> Tensor:
