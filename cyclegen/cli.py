@@ -87,7 +87,8 @@ DeviceOption = Annotated[
 RawOption = Annotated[
     bool,
     typer.Option(
-        "--raw-weights", help="Run the trained mappers, not the moving averages ([ema]) used by default."
+        "--raw-weights",
+        help="Run the trained mappers, not the moving averages that the recipe's ema section keeps, used by default.",
     ),
 ]
 TrustOption = Annotated[
