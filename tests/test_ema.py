@@ -4,8 +4,8 @@ samples, evaluation and every command run (the average by default, `--raw-weight
 from __future__ import annotations
 
 import json
-import re
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +126,12 @@ def test_each_command_says_which_weights_it_runs(averaged_run: Path, tmp_path: P
         for flags, label in (((), "EMA of G, E weights"), (("--raw-weights",), "trained weights")):
             result = runner.invoke(app, [command[0], str(averaged_run), *command[1:], *flags])
             assert result.exit_code == 0 and label in result.output, result.output
+
+
+def test_every_command_offers_the_raw_weights_flag_in_its_help() -> None:
+    for command in ("sample", "eval", "encode", "reconstruct", "interpolate", "translate"):
+        text = re.sub(r"[\s│]+", " ", runner.invoke(app, [command, "--help"]).output)
+        assert "--raw-weights Run the trained mappers, not the moving averages that the recipe's ema section" in text
 
 
 def test_training_samples_show_the_averages(averaged_run: Path, tmp_path: Path) -> None:
