@@ -29,7 +29,8 @@ class BestTracker:
             self.value, self.step = float(recorded["value"]), previous.step
 
     def describe(self) -> str:
-        """The metric and its direction, as messages and the best checkpoint's metadata name it: "G: z -> x kl (min)"."""
+        """The metric and its direction, as messages and the best checkpoint's metadata name it:
+        "G: z -> x kl (min)"."""
         where = f"{self.spec.section} " if self.spec.section else ""
         return f"{where}{self.spec.metric} ({self.spec.direction})"
 
