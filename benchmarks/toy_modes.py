@@ -16,6 +16,7 @@ least 90% high-quality samples and KL at most 0.05.
     python benchmarks/toy_modes.py --families aegan --datasets grid --seeds 2 --steps 500
     python benchmarks/toy_modes.py --families aegan aegan-wgan --datasets grid   # bce vs wgan-gp
     python benchmarks/toy_modes.py --families aegan --seeds 10 --threads 2       # another thread count
+    python benchmarks/toy_modes.py --first-seed 5 --seeds 5                      # seeds 5-9
 
 Each run uses `--threads` threads (default 1); `--jobs` runs that many at once.
 """
@@ -112,7 +113,9 @@ def markdown_table(results: dict[tuple[str, str, int], dict[str, float]], rows: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per family and dataset (default 5)")
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds per family and dataset (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="the first seed (default 0): --first-seed 5 --seeds 5 extends a 5-seed table to 10")
     parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
@@ -122,7 +125,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override for every run")
     args = parser.parse_args()
 
-    jobs = [Job(f, d, s) for d in args.datasets for f in args.families for s in range(args.seeds)]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [Job(f, d, s) for d in args.datasets for f in args.families for s in seeds]
     jobs = [job for job in jobs if recipe_of(job).is_file()]  # wgan and aegan-wgan have grid recipes only
     with tempfile.TemporaryDirectory(prefix="toy_modes_") as scratch:
         workdir = args.workdir or Path(scratch)
