@@ -73,7 +73,7 @@ GUIDES: dict[Kind, KindGuide] = {
     "critic": KindGuide(
         "Critics",
         "`[critics.<name>] type`",
-        "A `[critics.<name>]` table names the network by `type`; its keys besides `domain` and `history` "
+        "A `[critics.<name>]` table names the network by `type`; its keys besides `domain`, `history` and `pack` "
         "are the options.",
         '[critics.Dx]\ntype = "mlp"\ndomain = "x"\ndepth = 4',
     ),

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from cyclegen.ema import MapperAverages, half_life_in_samples
 from cyclegen.errors import RecipeError, StateError, unknown_name_message
 from cyclegen.interfaces import AdversarialLoss, Domain, Penalty, ReconstructionLoss
+from cyclegen.packing import PackedCritic, PackedDomain
 from cyclegen.recipe import Recipe, TermSpec
 from cyclegen.registry import Registry
 from cyclegen.state import Parts, State
@@ -219,9 +220,9 @@ def build_graph(recipe: Recipe, registry: Registry) -> Graph:
     for name, spec in recipe.critics.items():
         where = f"critics.{name}"
         domain = _domain(domains, spec.domain, f"{where}.domain")
-        critics[name] = _module(
-            registry.build("critic", spec.type, where, spec.options, domain=domain), where
-        )
+        seen = domain if spec.pack == 1 else PackedDomain(domain, spec.pack)
+        critic = _module(registry.build("critic", spec.type, where, spec.options, domain=seen), where)
+        critics[name] = critic if spec.pack == 1 else PackedCritic(critic, spec.pack)
     clash = set(mappers) & set(critics) | (set(mappers) | set(critics)) & set(domains)
     if clash:
         raise RecipeError(f"names must be unique across domains, mappers and critics: {sorted(clash)}")
@@ -395,7 +396,8 @@ def _check_shapes(graph: Graph, seed: int) -> None:
                 )
         for name, critic in graph.critics.items():
             domain = graph.critic_domains[name]
-            sample = graph.domains[domain].batch(2, domain_generator(seed, domain, "check"))
+            pack = critic.pack if isinstance(critic, PackedCritic) else 1
+            sample = graph.domains[domain].batch(2 * pack, domain_generator(seed, domain, "check"))
             was_training = critic.training
             scores = critic.eval()(sample)
             critic.train(was_training)
@@ -403,4 +405,5 @@ def _check_shapes(graph: Graph, seed: int) -> None:
                 raise RecipeError(
                     f"critics.{name}: must return one score (or score map) per sample, "
                     f"got shape {tuple(scores.shape)} for a batch of 2"
+                    + (f" packed inputs ({2 * pack} samples)" if pack > 1 else "")
                 )

@@ -88,6 +88,13 @@ class CriticSpec(WithOptions):
         description="Past generated samples kept per fake path and mixed into the fakes the critic "
         "sees (CycleGAN: 50); 0 shows it only the current ones.",
     )
+    pack: int = Field(
+        default=1,
+        ge=1,
+        description="Samples the critic judges together as one input (PacGAN packing, stacked along "
+        "the first axis): 2-4 let it see whether a batch repeats modes; 1 judges each sample alone. "
+        "It must divide train.batch_size (per process under torchrun).",
+    )
 
 
 class PenaltySpec(WithOptions):
@@ -470,6 +477,16 @@ class Recipe(Strict):
     def _best_needs_evaluations(self) -> "Recipe":
         if self.train.best is not None and not self.train.eval_every:
             raise ValueError("train.best picks among the evaluations during training: set train.eval_every too")
+        return self
+
+    @model_validator(mode="after")
+    def _packs_divide_batches(self) -> "Recipe":
+        for name, spec in self.critics.items():
+            if self.train.batch_size % spec.pack:
+                raise ValueError(
+                    f"critics.{name}.pack = {spec.pack} must divide train.batch_size ({self.train.batch_size}): "
+                    f"each of its inputs packs {spec.pack} samples; use a batch size that is a multiple of it"
+                )
         return self
 
     @model_validator(mode="after")

@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cyclegen.distributed import SINGLE, Ranks
+from cyclegen.distributed import SINGLE, Ranks, shard_size
+from cyclegen.errors import CycleGenError
 from cyclegen.graph import Graph, Route, Term
 from cyclegen.history import SampleHistory
 from cyclegen.optim import OptimGroup, build_optim_groups
+from cyclegen.packing import PackedCritic, pack_samples
 from cyclegen.recipe import Recipe
 from cyclegen.runtime import NO_CONTEXT, Runtime, eval_mode
 from cyclegen.state import Parts, State
@@ -45,6 +47,7 @@ class Trainer:
     """
 
     def __init__(self, graph: Graph, recipe: Recipe, device: torch.device, ranks: Ranks = SINGLE) -> None:
+        _check_packs_divide_shards(recipe, ranks)
         self.runtime = Runtime.for_training(recipe.train, device, ranks)
         self.graph = graph.to(device)
         self.recipe = recipe
@@ -225,7 +228,13 @@ class Trainer:
 
     def penalties(self, critic: nn.Module, real: Tensor, fake: Tensor) -> list[Tensor]:
         """Every penalty of the graph, with the critic run under autocast (and eagerly, since
-        they differentiate its input gradients)."""
+        they differentiate its input gradients).
+
+        A packing critic's penalties see its packed inputs: a gradient norm belongs to what the
+        critic judges as one input, and an interpolation mixes packs, not single samples.
+        """
+        if isinstance(critic, PackedCritic):
+            critic, real, fake = critic.critic, pack_samples(real, critic.pack), pack_samples(fake, critic.pack)
         with self.runtime.autocast(), self.runtime.eager():
             return [penalty(critic, real, fake) for penalty in self.graph.penalties]
 
@@ -272,6 +281,18 @@ class Trainer:
     @property
     def groups(self) -> list[OptimGroup]:
         return [*self.mapper_groups, *self.critic_groups]
+
+
+def _check_packs_divide_shards(recipe: Recipe, ranks: Ranks) -> None:
+    """Under torchrun each process's critics pack its share of the batch (the recipe checked the whole)."""
+    share = shard_size(recipe.train.batch_size, ranks)
+    for name, spec in recipe.critics.items():
+        if share % spec.pack:
+            raise CycleGenError(
+                f"critics.{name}.pack = {spec.pack} must divide each process's share of train.batch_size "
+                f"({recipe.train.batch_size} over {ranks.world_size} processes: {share}); use a batch size "
+                f"that is a multiple of {spec.pack * ranks.world_size}"
+            )
 
 
 def _unique(items: Iterable[Any]) -> list[Any]:
