@@ -11,7 +11,9 @@ import torch
 from cyclegen.distributed import Ranks
 from cyclegen.errors import CycleGenError, RecipeError
 from cyclegen.experiment import open_recipe
-from cyclegen.packing import PackedCritic, pack_samples
+from cyclegen.interfaces import Domain
+from cyclegen.packing import PackedCritic, PackedDomain, pack_samples
+from cyclegen.plugins import load_plugins
 from cyclegen.trainer import Trainer
 from tests.conftest import aegan_data, write_recipe
 from tests.test_run import all_weights, train
@@ -124,3 +126,22 @@ def test_a_run_with_a_packing_critic_resumes_exactly(tmp_path: Path) -> None:
     a, b = all_weights(straight), all_weights(resumed)
     assert any(key.startswith("Dx.critic.") for key in a)  # the packed critic's weights are checkpointed
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class Pictures(Domain):
+    """Random 3-channel 32x32 pictures: an image domain that needs no files."""
+
+    def __init__(self) -> None:
+        super().__init__("x", (3, 32, 32))
+
+    def batch(self, n: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
+        return torch.rand(n, *self.shape, generator=generator) * 2 - 1
+
+
+def test_an_image_critic_packs_pictures_along_their_channels() -> None:
+    packed = PackedDomain(Pictures(), 2)
+    assert packed.shape == (6, 32, 32)
+    assert packed.batch(5, torch.Generator().manual_seed(0)).shape == (5, 6, 32, 32)
+    critic = PackedCritic(load_plugins().registry.build("critic", "dcgan-critic", "test", {"base": 8}, domain=packed), 2)
+    assert critic.critic.trunk[0].in_channels == 6
+    assert critic(torch.rand(8, 3, 32, 32)).shape == (4,)
