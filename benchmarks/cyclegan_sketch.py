@@ -7,9 +7,12 @@ mapping (the input itself as the answer) and the mean training image of the targ
 (the best constant answer under L2). Beside L1 and PSNR against the truth it prints, for
 sketch -> colour, each answer sketched again against the input sketch ("redrawn PSNR"), and
 for every answer its pairwise L1 over the truth's (0 for one answer to every input). Prints
-a markdown table; with --figures DIR writes (input, translation, truth) grids there.
+a markdown table; with --figures DIR writes (input, translation, truth) grids there. A run
+that keeps `[ema]` averages is scored by them, as every command scores it; `--raw-weights`
+scores its trained mappers instead, so that one run compares the two.
 
     python benchmarks/cyclegan_sketch.py --workdir /tmp/cyclegan --figures docs/images
+    python benchmarks/cyclegan_sketch.py --workdir /tmp/cyclegan --no-train --raw-weights
 """
 
 from __future__ import annotations
@@ -98,10 +101,11 @@ def main() -> None:
     parser.add_argument("--no-train", action="store_true", help="score an already trained run directory")
     parser.add_argument("--figures", type=Path, help="write (input, translation, truth) grids here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="extra recipe override")
+    parser.add_argument("--raw-weights", action="store_true", help="score the trained mappers, not their [ema] averages")
     args = parser.parse_args()
     if not args.no_train:
         print(f"trained in {train(args):.0f} s", file=sys.stderr)
-    exp = open_trained(args.workdir)
+    exp = open_trained(args.workdir, raw_weights=args.raw_weights)
     print("| direction | answer | held-out pairs | L1 | PSNR dB | redrawn PSNR dB | pairwise L1 / truth's |")
     print("|---|---|---|---|---|---|---|")
     for mapper in translators(exp.graph):

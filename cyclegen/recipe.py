@@ -92,7 +92,8 @@ class CriticSpec(WithOptions):
         default=1,
         ge=1,
         description="Samples the critic judges together as one input (PacGAN packing, stacked along "
-        "the first axis): 2-4 let it see whether a batch repeats modes; 1 judges each sample alone. "
+        "the first axis; PacGAN packs 2-4), so that it sees whether a batch repeats modes; 1 judges "
+        "each sample alone. "
         "It must divide train.batch_size (per process under torchrun).",
     )
 
