@@ -56,7 +56,7 @@ def score(exp: Experiment, mapper: str) -> dict[str, dict[str, float]]:
     against the truth; where the source is a view of the target (a sketch of a colour face),
     each answer drawn back into that view against the input ("redrawn"); and the answers'
     pairwise L1 over the truth's (1 for answers as varied as the data, 0 for one answer)."""
-    graph = exp.graph
+    graph = exp.inference_graph()  # the [ema] averages, unless --raw-weights
     pairs = true_pairs(graph, mapper, n=10**9)
     assert pairs is not None, "the two domains share no held-out images"
     inputs, truth = pairs
@@ -86,9 +86,10 @@ def pairwise_l1(images: torch.Tensor) -> float:
 
 def figure(exp: Experiment, mapper: str, path: Path) -> None:
     """Rows of (input, translation, truth) for the first held-out faces, enlarged."""
-    inputs, truth = true_pairs(exp.graph, mapper, n=FIGURE_ROWS)
-    outputs = map_in_chunks(exp.graph.mappers[mapper], inputs, exp.device)
-    target = exp.graph.domains[exp.graph.mapper_ends[mapper][1]]
+    graph = exp.inference_graph()
+    inputs, truth = true_pairs(graph, mapper, n=FIGURE_ROWS)
+    outputs = map_in_chunks(graph.mappers[mapper], inputs, exp.device)
+    target = graph.domains[graph.mapper_ends[mapper][1]]
     triples = torch.stack([inputs.expand_as(truth), outputs, truth], 1).flatten(0, 1)
     target.show(F.interpolate(triples, scale_factor=FIGURE_ZOOM, mode="nearest"), path, columns=6)
 
