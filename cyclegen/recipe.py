@@ -93,8 +93,7 @@ class CriticSpec(WithOptions):
         ge=1,
         description="Samples the critic judges together as one input (PacGAN packing, stacked along "
         "the first axis; PacGAN packs 2-4), so that it sees whether a batch repeats modes; 1 judges "
-        "each sample alone. "
-        "It must divide train.batch_size (per process under torchrun).",
+        "each sample alone. It must divide train.batch_size (per process under torchrun).",
     )
 
 

@@ -11,15 +11,15 @@ import torch
 from cyclegen.distributed import Ranks
 from cyclegen.errors import CycleGenError, RecipeError
 from cyclegen.experiment import open_recipe
-from cyclegen.interfaces import Domain
 from cyclegen.packing import PackedCritic, PackedDomain, pack_samples
 from cyclegen.plugins import load_plugins
 from cyclegen.trainer import Trainer
 from tests.conftest import aegan_data, write_recipe
+from tests.test_networks import Images
 from tests.test_run import all_weights, train
 
 
-def packed_aegan(tmp_path: Path, pack: int = 4, **train: object) -> dict:
+def packed_aegan(pack: int = 4, **train: object) -> dict:
     data = aegan_data(**train)
     data["critics"]["Dx"]["pack"] = pack
     return data
@@ -40,7 +40,7 @@ def test_pack_samples_refuses_a_batch_it_does_not_divide() -> None:
 
 
 def test_a_packing_critic_gives_one_score_per_pack_of_its_domain(tmp_path: Path) -> None:
-    exp = open_recipe(write_recipe(tmp_path, packed_aegan(tmp_path, pack=4)))
+    exp = open_recipe(write_recipe(tmp_path, packed_aegan(pack=4)))
     critic = exp.graph.critics["Dx"]
     assert isinstance(critic, PackedCritic)
     assert critic.critic.net[0].in_features == 8  # four 2-D grid points per input
@@ -57,17 +57,17 @@ def test_a_packing_critic_gives_one_score_per_pack_of_its_domain(tmp_path: Path)
 
 def test_a_pack_that_does_not_divide_the_batch_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(RecipeError, match=r"critics.Dx.pack = 3 must divide train.batch_size \(32\).*multiple"):
-        open_recipe(write_recipe(tmp_path, packed_aegan(tmp_path, pack=3)))
+        open_recipe(write_recipe(tmp_path, packed_aegan(pack=3)))
 
 
 def test_each_process_share_of_the_batch_must_be_packable(tmp_path: Path) -> None:
-    exp = open_recipe(write_recipe(tmp_path, packed_aegan(tmp_path, pack=32)))  # 32 divides the batch of 32
+    exp = open_recipe(write_recipe(tmp_path, packed_aegan(pack=32)))  # 32 divides the batch of 32
     with pytest.raises(CycleGenError, match=r"share of train.batch_size \(32 over 2 processes: 16\).*multiple of 64"):
         Trainer(exp.graph, exp.recipe, torch.device("cpu"), Ranks(rank=0, world_size=2, local_rank=0))
 
 
 def test_a_packing_critic_trains_and_trains_the_mappers(tmp_path: Path) -> None:
-    exp = open_recipe(write_recipe(tmp_path, packed_aegan(tmp_path, pack=2)))
+    exp = open_recipe(write_recipe(tmp_path, packed_aegan(pack=2)))
     trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
     critic_before = [p.detach().clone() for p in trainer.graph.critics["Dx"].parameters()]
     mapper_before = [p.detach().clone() for p in trainer.graph.mappers["G"].parameters()]
@@ -105,7 +105,7 @@ def cyclegen_register(registry):
 
 def test_penalties_see_the_packed_inputs_a_packing_critic_judges(tmp_path: Path) -> None:
     (tmp_path / "recording.py").write_text(RECORDING_PLUGIN)
-    data = packed_aegan(tmp_path, pack=4)
+    data = packed_aegan(pack=4)
     data["plugins"] = ["recording.py"]
     data["adversarial"] = {"loss": "recording"}
     exp = open_recipe(write_recipe(tmp_path, data))
@@ -118,7 +118,7 @@ def test_penalties_see_the_packed_inputs_a_packing_critic_judges(tmp_path: Path)
 
 
 def test_a_run_with_a_packing_critic_resumes_exactly(tmp_path: Path) -> None:
-    recipe = write_recipe(tmp_path, packed_aegan(tmp_path, pack=2, steps=12, checkpoint_every=0))
+    recipe = write_recipe(tmp_path, packed_aegan(pack=2, steps=12, checkpoint_every=0))
     straight = train(recipe, tmp_path / "straight")
     train(recipe, tmp_path / "halves", ["train.steps=6"])
     resumed = train(recipe, tmp_path / "halves")
@@ -128,18 +128,8 @@ def test_a_run_with_a_packing_critic_resumes_exactly(tmp_path: Path) -> None:
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-class Pictures(Domain):
-    """Random 3-channel 32x32 pictures: an image domain that needs no files."""
-
-    def __init__(self) -> None:
-        super().__init__("x", (3, 32, 32))
-
-    def batch(self, n: int, generator: torch.Generator, split: str = "train") -> torch.Tensor:
-        return torch.rand(n, *self.shape, generator=generator) * 2 - 1
-
-
 def test_an_image_critic_packs_pictures_along_their_channels() -> None:
-    packed = PackedDomain(Pictures(), 2)
+    packed = PackedDomain(Images(size=32), 2)
     assert packed.shape == (6, 32, 32)
     assert packed.batch(5, torch.Generator().manual_seed(0)).shape == (5, 6, 32, 32)
     critic = PackedCritic(load_plugins().registry.build("critic", "dcgan-critic", "test", {"base": 8}, domain=packed), 2)
