@@ -1,8 +1,9 @@
-"""The benchmarks still run: each at its smallest size, as a subprocess, as docs/benchmarks.md runs it.
+"""The engine-overhead and toy-modes benchmarks still run, at their smallest sizes, as subprocesses.
 
 A benchmark that nothing runs rots silently when the engine moves on (the engine-overhead
 benchmark compared the step's losses with the critics' score spreads appended, and stopped its
 Run loop through a flag the loop no longer read); these runs make such a change fail here.
+Both need no data; the benchmarks that read faces or MNIST are not run by the suite.
 """
 
 from __future__ import annotations
