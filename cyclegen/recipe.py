@@ -169,8 +169,10 @@ class ClipSpec(Strict):
 class LRScheduleSpec(Strict):
     """Learning rate over training, as a factor of `lr` that depends only on the step.
 
-    `linear-decay` keeps `lr` until `decay_start`, then decays it linearly to zero at
-    `decay_end` (default: the end of the run), as CycleGAN trains. Each position is a step
+    `linear-decay` keeps `lr` until `decay_start`, then decays it linearly to `end_factor`
+    times `lr` (default zero, as CycleGAN trains) at `decay_end` (default: the end of the run),
+    and holds it there. A floor keeps a network learning: a critic frozen at zero lets its
+    generator run off towards whatever it scores highest. Each position is a step
     (an integer, `1_500`) or a fraction of `train.steps` (a float, `0.5`): a fraction stays
     valid when a run is shortened with `--set train.steps=N`.
     """
@@ -182,7 +184,10 @@ class LRScheduleSpec(Strict):
     decay_end: int | float | None = Field(
         default=None,
         gt=0,
-        description="Where the rate reaches zero: a step, or a fraction of `train.steps`; unset: `train.steps`.",
+        description="Where the rate reaches its end: a step, or a fraction of `train.steps`; unset: `train.steps`.",
+    )
+    end_factor: float = Field(
+        default=0.0, ge=0, lt=1, description="The rate at and after `decay_end`, as a factor of `lr`."
     )
 
     @field_validator("decay_start", "decay_end")
@@ -203,7 +208,8 @@ class LRScheduleSpec(Strict):
         start, end = self.steps(total_steps)
         if self.type == "constant" or step < start:
             return 1.0
-        return max(0.0, 1.0 - (step - start) / max(1, end - start))
+        progress = min(1.0, (step - start) / max(1, end - start))
+        return 1.0 - (1.0 - self.end_factor) * progress
 
 
 def _position(value: int | float, total_steps: int) -> int:

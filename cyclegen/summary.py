@@ -46,7 +46,8 @@ def describe(exp: Experiment) -> list[RenderableType]:
         schedule = spec.lr_schedule
         if schedule.type != "constant":
             start, end = schedule.steps(train.steps)
-            lines.append(f"optim.{name}: lr {spec.lr:g} until step {start:,}, then linear decay to 0 at step {end:,}")
+            lines.append(f"optim.{name}: lr {spec.lr:g} until step {start:,}, then linear decay to "
+                         f"{spec.lr * schedule.end_factor:g} at step {end:,}")
     return [table, terms, *(Text(line) for line in lines)]
 
 

@@ -61,6 +61,16 @@ def test_validate_prints_graph_and_parameter_counts(aegan_recipe: Path) -> None:
     assert "is valid" in result.output
 
 
+def test_validate_prints_each_learning_rate_schedule(tmp_path: Path) -> None:
+    data = aegan_data()
+    data["train"]["steps"] = 40
+    data["optim"]["mappers"]["lr_schedule"] = {"type": "linear-decay", "decay_start": 0.5, "end_factor": 0.1}
+    result = invoke("validate", write_recipe(tmp_path, data))
+    assert result.exit_code == 0, result.output
+    lr = data["optim"]["mappers"]["lr"]
+    assert f"optim.mappers: lr {lr:g} until step 20, then linear decay to {lr * 0.1:g} at step 40" in result.output
+
+
 def test_errors_are_one_clear_line_without_traceback(tmp_path: Path) -> None:
     data = aegan_data()
     data["mappers"]["G"]["type"] = "mlpp"

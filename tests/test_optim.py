@@ -24,6 +24,32 @@ def test_linear_decay_factor() -> None:
     assert LRScheduleSpec().factor(10**6, 10) == 1.0
 
 
+def test_linear_decay_to_a_floor_holds_it_after_the_end() -> None:
+    spec = LRScheduleSpec(type="linear-decay", decay_start=100, decay_end=200, end_factor=0.2)
+    factors = [spec.factor(s, 1000) for s in (99, 100, 150, 200, 999)]
+    assert factors == pytest.approx([1, 1, 0.6, 0.2, 0.2])
+
+
+def test_training_steps_decay_towards_the_floor(tmp_path: Path) -> None:
+    data = cyclegan_data(steps=10)
+    data["optim"]["critics"]["lr_schedule"] = {"type": "linear-decay", "decay_start": 0.5, "end_factor": 0.25}
+    exp = open_recipe(write_recipe(tmp_path, data))
+    trainer = Trainer(exp.graph, exp.recipe, torch.device("cpu"))
+    critics_lr = exp.recipe.optim["critics"].lr
+    lrs = []
+    for _ in range(10):
+        trainer.step()
+        lrs.append(trainer.critic_groups[0].lr / critics_lr)
+    assert lrs == pytest.approx([1, 1, 1, 1, 1, 1, 0.85, 0.7, 0.55, 0.4])
+
+
+def test_a_floor_at_or_above_the_rate_is_refused(tmp_path: Path) -> None:
+    data = cyclegan_data(steps=10)
+    data["optim"]["mappers"]["lr_schedule"]["end_factor"] = 1.5
+    with pytest.raises(RecipeError, match="end_factor"):
+        open_recipe(write_recipe(tmp_path, data))
+
+
 def test_decay_must_start_before_it_ends(tmp_path: Path) -> None:
     data = cyclegan_data(steps=10)
     data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 10
