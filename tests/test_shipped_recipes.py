@@ -100,3 +100,26 @@ def test_small_aegan_preset_trains_on_the_anime_faces(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args + [part for o in overrides for part in ("--set", o)])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "samples" / "cycle-x-E-G-step000000002.png").is_file()
+
+
+@pytest.mark.parametrize("dataset", ["grid", "ring"])
+def test_toy_families_of_a_dataset_differ_only_in_their_terms(dataset: str) -> None:
+    """The GAN, AAE and AEGAN tables compare losses, not budgets: a recipe tuned alone would not
+    be a fair baseline. Shared: data, networks, loss, train settings, EMA rate and each optimiser."""
+    recipes = {family: open_recipe(RECIPES / f"{family}_{dataset}.toml").recipe for family in ("gan", "aae", "aegan")}
+    aegan = recipes.pop("aegan")
+    for family, recipe in recipes.items():
+        assert recipe.domains == aegan.domains, family
+        assert recipe.adversarial == aegan.adversarial, family
+        assert recipe.train == aegan.train and recipe.schedule == aegan.schedule, family
+        assert recipe.ema.half_life == aegan.ema.half_life, family
+        assert all(recipe.mappers[m] == aegan.mappers[m] for m in recipe.mappers), family
+        assert all(recipe.critics[c] == aegan.critics[c] for c in recipe.critics), family
+        for name, group in recipe.optim.items():
+            assert group.model_copy(update={"networks": []}) == aegan.optim[name].model_copy(update={"networks": []})
+
+
+def test_the_wgan_grid_recipe_is_the_grid_recipe_with_one_loss_swapped() -> None:
+    plain, wgan = (open_recipe(RECIPES / name).recipe for name in ("aegan_grid.toml", "aegan_grid_wgan.toml"))
+    assert wgan.adversarial.loss == "wgan-gp" and plain.adversarial.loss != "wgan-gp"
+    assert wgan.model_copy(update={"name": plain.name, "adversarial": plain.adversarial}) == plain
