@@ -1,4 +1,4 @@
-"""Mode coverage of GAN, AAE and AEGAN (bce, or wgan-gp from the Wasserstein plugin) on the 2-D ring and grid.
+"""Mode coverage of GAN, AAE and AEGAN (the recipes' loss, or wgan-gp from the Wasserstein plugin) on the 2-D ring and grid.
 
 Trains `recipes/{family}_{dataset}.toml` (family `wgan`: `recipes/wgan_grid.toml`, WGAN as its paper trains it;
 family `aegan-wgan`: `recipes/aegan_{dataset}_wgan.toml`,
@@ -14,7 +14,7 @@ least 90% high-quality samples and KL at most 0.05.
 
     python benchmarks/toy_modes.py                 # 3 families x 2 datasets x 5 seeds
     python benchmarks/toy_modes.py --families aegan --datasets grid --seeds 2 --steps 500
-    python benchmarks/toy_modes.py --families aegan aegan-wgan --datasets grid   # bce vs wgan-gp
+    python benchmarks/toy_modes.py --families aegan aegan-wgan --datasets grid   # recipe loss vs wgan-gp
     python benchmarks/toy_modes.py --families aegan --seeds 10 --threads 2       # another thread count
     python benchmarks/toy_modes.py --first-seed 5 --seeds 5                      # seeds 5-9
 
