@@ -214,7 +214,12 @@ class LRScheduleSpec(Strict):
 
 def _position(value: int | float, total_steps: int) -> int:
     """A schedule position as a step: an integer is one, a float a fraction of the run."""
-    return round(value * total_steps) if isinstance(value, float) else value
+    return round(_exact_position(value, total_steps))
+
+
+def _exact_position(value: int | float, total_steps: int) -> float:
+    """A schedule position as a step before rounding (a fraction may fall between steps)."""
+    return value * total_steps if isinstance(value, float) else value
 
 
 class OptimSpec(Strict):
@@ -499,11 +504,14 @@ class Recipe(Strict):
     def _check_lr_schedules(self) -> "Recipe":
         for name, spec in self.optim.items():
             schedule = spec.lr_schedule
-            start, end = schedule.steps(self.train.steps)
+            # Compared before rounding: fractions in order stay valid on a run too short to give
+            # them separate steps (0.75 and the end of a 2-step run), where the decay is one drop.
+            start, end = (_exact_position(position, self.train.steps)
+                          for position in (schedule.decay_start, schedule.decay_end or 1.0))
             if schedule.type == "linear-decay" and start >= end:
                 raise ValueError(
-                    f"optim.{name}.lr_schedule: decay_start (step {start}) must come before decay_end "
-                    f"(step {end}); lower decay_start or raise decay_end / train.steps, or give both as "
+                    f"optim.{name}.lr_schedule: decay_start (step {start:g}) must come before decay_end "
+                    f"(step {end:g}); lower decay_start or raise decay_end / train.steps, or give both as "
                     "fractions of the run (decay_start = 0.5)"
                 )
         return self

@@ -64,6 +64,16 @@ def test_fractional_positions_follow_the_run_length() -> None:
     assert LRScheduleSpec(type="linear-decay", decay_start=0.5).steps(7) == (4, 7)
 
 
+def test_fractions_in_order_stay_valid_on_a_run_too_short_to_separate_them(tmp_path: Path) -> None:
+    """0.75 of a 2-step run rounds to its last step: still a valid recipe, as `--set train.steps=2`
+    on a shipped recipe must be."""
+    data = cyclegan_data(steps=2)
+    for group in data["optim"].values():
+        group["lr_schedule"] = {"type": "linear-decay", "decay_start": 0.75}
+    spec = open_recipe(write_recipe(tmp_path, data)).recipe.optim["mappers"].lr_schedule
+    assert [spec.factor(step, 2) for step in range(2)] == [1.0, 1.0]
+
+
 def test_a_float_above_one_is_refused_as_a_fraction(tmp_path: Path) -> None:
     data = cyclegan_data(steps=10)
     data["optim"]["mappers"]["lr_schedule"]["decay_start"] = 1500.0

@@ -118,8 +118,3 @@ def test_toy_families_of_a_dataset_differ_only_in_their_terms(dataset: str) -> N
         for name, group in recipe.optim.items():
             assert group.model_copy(update={"networks": []}) == aegan.optim[name].model_copy(update={"networks": []})
 
-
-def test_the_wgan_grid_recipe_is_the_grid_recipe_with_one_loss_swapped() -> None:
-    plain, wgan = (open_recipe(RECIPES / name).recipe for name in ("aegan_grid.toml", "aegan_grid_wgan.toml"))
-    assert wgan.adversarial.loss == "wgan-gp" and plain.adversarial.loss != "wgan-gp"
-    assert wgan.model_copy(update={"name": plain.name, "adversarial": plain.adversarial}) == plain
