@@ -658,9 +658,7 @@ def overhead_floor(args: argparse.Namespace, rounds: int, steps: int) -> dict[st
     Both loops then cost little more than their Python and per-operation dispatch, and the
     engine's extra time, which does not depend on tensor sizes, stands out. Alternating blocks.
     """
-    preset = PRESETS["toy"]
-    overrides = [*preset.pinned, f"train.device={args.device!r}", *args.overrides, *TINY_TOY]
-    exp = open_recipe(ROOT / "recipes" / preset.recipe, overrides)
+    exp = open_experiment("toy", args, TINY_TOY)
     hand = hand_loop_for(exp)
     trainer = Trainer(exp.graph, exp.recipe, exp.device)
     sync = synchronizer(exp.device)

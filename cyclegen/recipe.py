@@ -200,9 +200,15 @@ class LRScheduleSpec(Strict):
             )
         return value
 
+    def exact_steps(self, total_steps: int) -> tuple[float, float]:
+        """`decay_start` and `decay_end` as positions in a run of `total_steps`, before rounding
+        (a fraction may fall between steps)."""
+        return _exact_position(self.decay_start, total_steps), _exact_position(self.decay_end or total_steps, total_steps)
+
     def steps(self, total_steps: int) -> tuple[int, int]:
         """`decay_start` and `decay_end` as steps of a run of `total_steps`."""
-        return _position(self.decay_start, total_steps), _position(self.decay_end or total_steps, total_steps)
+        start, end = self.exact_steps(total_steps)
+        return round(start), round(end)
 
     def factor(self, step: int, total_steps: int) -> float:
         start, end = self.steps(total_steps)
@@ -212,13 +218,8 @@ class LRScheduleSpec(Strict):
         return 1.0 - (1.0 - self.end_factor) * progress
 
 
-def _position(value: int | float, total_steps: int) -> int:
-    """A schedule position as a step: an integer is one, a float a fraction of the run."""
-    return round(_exact_position(value, total_steps))
-
-
 def _exact_position(value: int | float, total_steps: int) -> float:
-    """A schedule position as a step before rounding (a fraction may fall between steps)."""
+    """A schedule position before rounding: an integer is a step, a float a fraction of the run."""
     return value * total_steps if isinstance(value, float) else value
 
 
@@ -506,8 +507,7 @@ class Recipe(Strict):
             schedule = spec.lr_schedule
             # Compared before rounding: fractions in order stay valid on a run too short to give
             # them separate steps (0.75 and the end of a 2-step run), where the decay is one drop.
-            start, end = (_exact_position(position, self.train.steps)
-                          for position in (schedule.decay_start, schedule.decay_end or 1.0))
+            start, end = schedule.exact_steps(self.train.steps)
             if schedule.type == "linear-decay" and start >= end:
                 raise ValueError(
                     f"optim.{name}.lr_schedule: decay_start (step {start:g}) must come before decay_end "
