@@ -41,3 +41,18 @@ def test_toy_modes_trains_scores_and_tabulates_a_seed(tmp_path: Path) -> None:
     assert "| grid | aegan | 1 |" in done.stdout
     assert "| grid | aegan raw | 1 |" in done.stdout  # the recipe's [ema]: also scored by its trained G
     assert (tmp_path / "aegan_grid_seed0" / "eval.json").is_file()
+
+
+def test_toy_misses_splits_every_sample_into_mode_edge_or_bridge(tmp_path: Path) -> None:
+    run_benchmark("toy_modes.py", "--families", "aegan", "--datasets", "ring", "--seeds", "1", "--steps", "20",
+                  "--workdir", str(tmp_path))
+    run = str(tmp_path / "aegan_ring_seed0")
+    rows = {}
+    for flag in ([], ["--raw-weights"]):
+        done = run_benchmark("toy_misses.py", run, "-n", "3000", *flag)
+        cells = [cell.strip() for cell in done.stdout.strip().splitlines()[-1].strip("|").split("|")]
+        within, edge, bridge = (float(cell) for cell in cells[2:5])
+        assert abs(within + edge + bridge - 100) < 0.2  # every sample in exactly one of the three
+        assert len(cells[6].split(" / ")) == 4  # the miss rate in each code-norm bin
+        rows[cells[1]] = within
+    assert set(rows) == {"EMA of G, E", "trained"}
