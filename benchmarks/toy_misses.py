@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 from cyclegen_toy2d import HIGH_QUALITY, MixtureDomain
 
-import cyclegen
-from cyclegen.experiment import open_run
-from cyclegen.inference import generator_of
+from cyclegen.experiment import open_trained
+from cyclegen.inference import apply, generator_of
 
 #: Beyond this many std a sample is between modes, not at a mode's edge.
 BRIDGE = 5.0
@@ -33,15 +32,14 @@ NORM_QUANTILES = (0.0, 0.5, 0.9, 0.99, 1.0)
 
 def misses(run_dir: Path, n: int, seed: int, raw_weights: bool) -> str:
     """One markdown row: the run, where its samples fall, and the miss rate by code norm."""
-    experiment = open_run(run_dir)
+    experiment = open_trained(run_dir, raw_weights=raw_weights)
     generator = generator_of(experiment.graph, None)
     source, target = experiment.graph.mapper_ends[generator]
     domain = experiment.graph.domains[target]
     if not isinstance(domain, MixtureDomain):
         raise SystemExit(f"{run_dir}: G draws domain {target!r}, not a toy mixture (ring or grid)")
-    model = cyclegen.load(run_dir, raw_weights=raw_weights)
     codes = experiment.graph.domains[source].batch(n, torch.Generator().manual_seed(seed))
-    distance = torch.cdist(model.decode(codes).double(), domain.centres.double()).min(1).values / domain.std
+    distance = torch.cdist(apply(experiment, generator, codes).double(), domain.centres.double()).min(1).values / domain.std
     good = distance <= HIGH_QUALITY  # as the toy metric counts it
     norm = codes.flatten(1).norm(dim=1)
     edges = torch.quantile(norm, torch.tensor(NORM_QUANTILES))
@@ -50,7 +48,7 @@ def misses(run_dir: Path, n: int, seed: int, raw_weights: bool) -> str:
         inside = (norm >= low) & (norm <= high)
         by_norm.append(f"{100 * float((~good[inside]).double().mean()):.1f}")
     return (
-        f"| {run_dir} | {model.weights} | {100 * float(good.double().mean()):.1f} "
+        f"| {run_dir} | {experiment.weights_label()} | {100 * float(good.double().mean()):.1f} "
         f"| {100 * float(((distance > HIGH_QUALITY) & (distance < BRIDGE)).double().mean()):.1f} "
         f"| {100 * float((distance >= BRIDGE).double().mean()):.1f} | {float(distance[good].median()):.2f} "
         f"| {' / '.join(by_norm)} |"
